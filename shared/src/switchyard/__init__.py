@@ -1,0 +1,1 @@
+"""Switchyard's shared library: the pieces every service is composed of."""

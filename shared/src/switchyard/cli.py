@@ -1,0 +1,123 @@
+"""The ``switchyard`` command: operate and inspect a Switchyard stack.
+
+Sub-commands are small modules; this file only wires them together.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import orjson
+import sqlalchemy as sa
+
+from switchyard.config import ConfigError, Settings, load_settings
+from switchyard.logging import configure_logging
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings(service_name="cli")
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def main() -> None:
+    """Switchyard: operate and inspect the platform."""
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create the database if needed and apply migrations."""
+    from switchyard.db.migrate import upgrade
+
+    settings = _settings()
+    configure_logging("cli", settings.log_level, "console")
+    upgrade(settings, revision)
+    click.echo(f"database migrated to {revision}")
+
+
+@main.group()
+def users() -> None:
+    """Users, straight from the database."""
+
+
+@users.command("list")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+def users_list(limit: int, as_json: bool) -> None:
+    """Fetch and display users from PostgreSQL (no cache, no API)."""
+    from switchyard.db.engine import create_engine
+    from switchyard.db.models import User
+
+    engine = create_engine(_settings(), pool_size=1)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(User.__table__).order_by(User.id).limit(limit)
+        ).mappings().all()
+    if as_json:
+        for row in rows:
+            click.echo(orjson.dumps(dict(row), option=orjson.OPT_NAIVE_UTC).decode())
+        return
+    click.echo(f"{'id':>6}  {'name':<30} {'mobile':<16} {'latitude':>10} {'longitude':>11}")
+    for row in rows:
+        click.echo(f"{row['id']:>6}  {row['name'][:30]:<30} {row['mobile']:<16} "
+                   f"{row['latitude']:>10.5f} {row['longitude']:>11.5f}")
+    click.echo(f"({len(rows)} users)", err=True)
+
+
+@main.group()
+def topics() -> None:
+    """Kafka topics."""
+
+
+@topics.command("list")
+def topics_list() -> None:
+    """The topic catalogue, with the names used on this cluster."""
+    from switchyard.kafka.topics import CATALOGUE, dlq_name, topic_name
+
+    settings = _settings()
+    for topic in CATALOGUE:
+        name = topic_name(settings, topic)
+        dlq = dlq_name(name) if topic.has_dlq else "-"
+        click.echo(f"{name:<24} key={topic.key:<14} dlq={dlq:<28} {', '.join(topic.event_types)}")
+
+
+@topics.command("tail")
+@click.argument("topic")
+@click.option("--follow/--no-follow", "-f", default=False, help="keep waiting for new events")
+@click.option("--from-beginning/--from-end", default=True, show_default=True)
+def topics_tail(topic: str, follow: bool, from_beginning: bool) -> None:
+    """Print the events of TOPIC (prefix added), one JSON line each, with key and headers."""
+    from switchyard.kafka.tail import iter_records
+    from switchyard.kafka.topics import topic_name
+
+    settings = _settings()
+    name = topic_name(settings, topic)
+    try:
+        for record in iter_records(settings, name, from_beginning=from_beginning, follow=follow):
+            line = {
+                "partition": record.partition, "offset": record.offset,
+                "key": record.key.decode(errors="replace") if record.key else None,
+                "headers": record.headers, "event": record.event.to_dict(),
+            }
+            click.echo(orjson.dumps(line).decode())
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+def _register_optional() -> None:
+    """Commands whose modules pull heavier dependencies register themselves lazily."""
+    from switchyard.devstack.cli import dev
+
+    main.add_command(dev)
+
+
+_register_optional()

@@ -1,0 +1,153 @@
+"""Settings for every service: environment variables, an optional TOML file, sane defaults.
+
+Precedence, highest first: keyword arguments, environment, the TOML file named by
+``SWITCHYARD_CONFIG``, defaults. Nested sections use ``__`` in environment names, e.g.
+``BATCHER__MAX_SIZE=500`` or ``[batcher] max_size = 500`` in the file.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_ENV = "SWITCHYARD_CONFIG"
+# `make dev` writes the URLs of the servers it started here, so CLI commands run next to
+# a dev stack find them without exporting anything.
+DEV_CONFIG_FILE = Path("var/dev/switchyard.toml")
+
+
+class ConfigError(RuntimeError):
+    """A setting has a value the service cannot run with; the message names each one."""
+
+
+class KafkaSettings(BaseModel):
+    topic_prefix: str = ""
+    partitions: int = Field(default=6, ge=1, le=1000)
+    replication_factor: int = Field(default=1, ge=1, le=10)
+    # tansu (the dev broker) takes about half of this to finish a group join.
+    session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
+    producer_linger_ms: int = Field(default=2, ge=0, le=1_000)
+    producer_max_buffered_messages: int = Field(default=100_000, ge=1, le=10_000_000)
+    delivery_timeout_ms: int = Field(default=30_000, ge=1_000, le=600_000)
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=2, ge=1, le=64)
+    threads: int = Field(default=16, ge=1, le=1024)
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=104_857_600)
+    user_cache_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
+
+
+class OutboxSettings(BaseModel):
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    poll_interval_seconds: float = Field(default=0.05, gt=0, le=60)
+    # Published rows are kept this long for inspection, then deleted.
+    retention_seconds: int = Field(default=3_600, ge=0, le=30 * 86_400)
+
+
+class Settings(BaseSettings):
+    """Everything a Switchyard process reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    service_name: str = "switchyard"
+    environment: Literal["dev", "test", "prod"] = "dev"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/switchyard"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Namespaces every Redis key, so stacks (or test runs) can share one server.
+    redis_key_prefix: str = ""
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    admin_token: SecretStr | None = None
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    # Port of a worker's /healthz /readyz /metrics server; 0 picks a free one.
+    admin_port: int = Field(default=9100, ge=0, le=65535)
+    otel_exporter_otlp_endpoint: str | None = None
+    media_root: Path = Path("var/media")
+
+    kafka: KafkaSettings = KafkaSettings()
+    api: ApiSettings = ApiSettings()
+    outbox: OutboxSettings = OutboxSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg2://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_only(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the driver SQLAlchemy should use."""
+        scheme, rest = self.database_url.split("://", 1)
+        return f"postgresql+psycopg2://{rest}" if scheme != "postgresql+psycopg2" else (
+            self.database_url
+        )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = config_file_path()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+def config_file_path() -> Path | None:
+    """The TOML file to read: ``$SWITCHYARD_CONFIG``, else a running dev stack's file."""
+    named = os.environ.get(CONFIG_FILE_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_FILE_ENV}={named}: no such file")
+        return path
+    return DEV_CONFIG_FILE if DEV_CONFIG_FILE.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, raising :class:`ConfigError` that names every bad value."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "__".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"  {name}={error.get('input')!r}: {error['msg']}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

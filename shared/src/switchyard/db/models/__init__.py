@@ -1,0 +1,7 @@
+"""Every table of the platform. Importing this package registers them all on ``Base``."""
+
+from switchyard.db.models.base import Base
+from switchyard.db.models.outbox import OutboxEvent, ProcessedEvent
+from switchyard.db.models.users import User
+
+__all__ = ["Base", "OutboxEvent", "ProcessedEvent", "User"]

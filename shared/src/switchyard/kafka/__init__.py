@@ -1,0 +1,1 @@
+"""Kafka plumbing: the topic catalogue, a confirming producer and a consumer runner."""

@@ -1,0 +1,92 @@
+"""Every topic of the platform, declared once.
+
+The README's topic table is written from this catalogue. Names get the configured
+``KAFKA__TOPIC_PREFIX`` in front, so several stacks (or test runs) can share one cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from switchyard.config import Settings
+from switchyard.logging import get_logger
+
+log = get_logger(__name__)
+
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    key: str
+    event_types: tuple[str, ...]
+    producers: str
+    consumers: str
+    has_dlq: bool = True
+
+
+USERS = Topic("users", "user id", ("user.created", "user.updated", "user.deleted"),
+              "api (outbox relay)", "(subscribers; `switchyard topics tail users`)", False)
+LOGS = Topic("logs", "service name", ("log.received",), "api", "batcher")
+HEALTH = Topic("health", "service name", ("health.reported", "target.checked"),
+               "api, health-checker", "batcher")
+TARGETS = Topic("targets", "target id", ("target.down", "target.up"), "health-checker",
+                "(subscribers)", False)
+PRODUCTS = Topic("products", "product id", ("product.created",), "api (outbox relay)",
+                 "image-worker")
+COUPONS = Topic("coupons", "coupon name", ("coupon.created", "coupon.claimed"),
+                "api (outbox relay)", "(subscribers)", False)
+JOBS = Topic("jobs", "job id", ("job.enqueued",), "api (outbox relay), job-worker scheduler",
+             "job-worker")
+JOBS_RETRY = Topic("jobs.retry", "job id", ("job.retry",), "job-worker", "job-worker", False)
+
+CATALOGUE: tuple[Topic, ...] = (USERS, LOGS, HEALTH, TARGETS, PRODUCTS, COUPONS, JOBS, JOBS_RETRY)
+
+
+def topic_name(settings: Settings, topic: Topic | str) -> str:
+    """The topic's name on the cluster, with the configured prefix."""
+    base = topic.name if isinstance(topic, Topic) else topic
+    return f"{settings.kafka.topic_prefix}{base}"
+
+
+def dlq_name(topic: str) -> str:
+    """The dead-letter topic of a (prefixed) topic name."""
+    return f"{topic}{DLQ_SUFFIX}"
+
+
+def all_topic_names(settings: Settings) -> list[str]:
+    names = []
+    for topic in CATALOGUE:
+        names.append(topic_name(settings, topic))
+        if topic.has_dlq:
+            names.append(dlq_name(topic_name(settings, topic)))
+    return names
+
+
+def ensure_topics(settings: Settings, names: Iterable[str] | None = None,
+                  timeout: float = 30.0) -> None:
+    """Create the topics that are missing; existing ones are left as they are."""
+    wanted = sorted(set(names if names is not None else all_topic_names(settings)))
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [name for name in wanted if name not in existing]
+    if not missing:
+        return
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=settings.kafka.partitions,
+                  replication_factor=settings.kafka.replication_factor) for name in missing],
+        operation_timeout=timeout,
+    )
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+            log.info("topic created", topic=name, partitions=settings.kafka.partitions)
+        except KafkaException as exc:
+            # Another process created it between our listing and our request.
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise

@@ -1,0 +1,85 @@
+"""Prometheus metrics, correct under several gunicorn workers.
+
+Every metric of the platform is declared here, once. When ``PROMETHEUS_MULTIPROC_DIR``
+is set (the API's gunicorn config sets it before any worker starts), each process writes
+its samples to that folder and :func:`render` aggregates them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+# HTTP
+http_requests_total = Counter(
+    "http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+http_request_duration_seconds = Histogram(
+    "http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+
+# Ingest (seed 001)
+ingest_requests_total = Counter("ingest_requests_total", "Ingest requests received", ["kind"])
+ingest_errors_total = Counter("ingest_errors_total", "Ingest requests refused", ["kind", "reason"])
+ingest_events_total = Counter("ingest_events_total", "Events accepted for ingest", ["kind"])
+
+# Batching and sinks (seed 001)
+batch_size = Histogram(
+    "batch_size", "Records per flushed batch", ["topic"],
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+)
+batches_flushed_total = Counter("batches_flushed_total", "Batches flushed", ["topic", "reason"])
+worker_failures_total = Counter("worker_failures_total", "Failed sink writes", ["sink"])
+worker_retries_total = Counter("worker_retries_total", "Retried sink writes", ["sink"])
+write_latency_seconds = Histogram(
+    "write_latency_seconds", "Sink write latency", ["sink"], buckets=LATENCY_BUCKETS
+)
+end_to_end_latency_seconds = Histogram(
+    "end_to_end_latency_seconds", "Accepted at the API to committed row", ["topic"],
+    buckets=LATENCY_BUCKETS,
+)
+
+# Jobs (seed 003)
+jobs_processed_total = Counter("jobs_processed_total", "Job attempts finished", ["type", "outcome"])
+jobs_in_progress = Gauge(
+    "jobs_in_progress", "Jobs running now", ["type"], multiprocess_mode="livesum"
+)
+job_latency_seconds = Histogram(
+    "job_latency_seconds", "Job run time", ["type"], buckets=LATENCY_BUCKETS
+)
+
+# Kafka plumbing
+events_published_total = Counter("events_published_total", "Events acknowledged by Kafka", ["topic"])
+events_consumed_total = Counter(
+    "events_consumed_total", "Events handled by a consumer", ["topic", "group", "outcome"]
+)
+dead_letters_total = Counter("dead_letters_total", "Events sent to a dead-letter topic", ["topic"])
+outbox_pending = Gauge(
+    "outbox_pending", "Outbox rows not yet published", multiprocess_mode="max"
+)
+outbox_published_total = Counter("outbox_published_total", "Outbox rows relayed to Kafka")
+
+# Cache
+cache_requests_total = Counter("cache_requests_total", "Cache look-ups", ["cache", "result"])
+
+
+def render() -> tuple[bytes, str]:
+    """The metrics page for this process, or for every worker when in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,1 @@
+"""Test support: fixtures that give every test real PostgreSQL, Redis and Kafka."""

@@ -1,0 +1,52 @@
+"""pytest plugin (loaded by the root pytest config): real-infrastructure fixtures.
+
+Unit tests use none of these. Anything that asks for ``settings`` (or a fixture built on
+it) is an integration test and talks to real servers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from switchyard.config import Settings
+from switchyard.db.engine import create_engine
+from switchyard.kafka.producer import EventProducer
+from switchyard.logging import configure_logging
+from switchyard.testing.infra import InfraUrls, provide_infra, session_settings
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
+    configure_logging("tests", "warning")
+    with provide_infra(tmp_path_factory.mktemp("infra")) as urls:
+        yield urls
+
+
+@pytest.fixture(scope="session")
+def settings(infra: InfraUrls) -> Settings:
+    return session_settings(infra)
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[sa.Engine]:
+    engine = create_engine(settings)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_client(settings: Settings) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def producer(settings: Settings) -> Iterator[EventProducer]:
+    producer = EventProducer(settings, "test")
+    yield producer
+    producer.close()
