@@ -62,7 +62,9 @@ job_latency_seconds = Histogram(
 )
 
 # Kafka plumbing
-events_published_total = Counter("events_published_total", "Events acknowledged by Kafka", ["topic"])
+events_published_total = Counter(
+    "events_published_total", "Events acknowledged by Kafka", ["topic"]
+)
 events_consumed_total = Counter(
     "events_consumed_total", "Events handled by a consumer", ["topic", "group", "outcome"]
 )

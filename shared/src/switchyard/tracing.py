@@ -56,7 +56,9 @@ def inject_headers() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def span(name: str, parent_headers: Mapping[str, str] | None = None, **attributes: Any) -> Iterator[None]:
+def span(
+    name: str, parent_headers: Mapping[str, str] | None = None, **attributes: Any
+) -> Iterator[None]:
     """A span named ``name``, continuing the trace in ``parent_headers`` when given."""
     if not _enabled:
         yield

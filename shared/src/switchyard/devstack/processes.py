@@ -46,7 +46,7 @@ def spawn(
         group=user,
         extra_groups=[] if user is not None else None,
         start_new_session=new_session,
-        preexec_fn=lambda: _die_with_parent(death_signal),  # noqa: PLW1509
+        preexec_fn=lambda: _die_with_parent(death_signal),
     )
 
 

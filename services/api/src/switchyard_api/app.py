@@ -1,0 +1,39 @@
+"""The Flask application factory: ``gunicorn 'switchyard_api.app:create_app()'``."""
+
+from __future__ import annotations
+
+from flask import Flask
+from switchyard import tracing
+from switchyard.config import Settings, get_settings
+from switchyard.logging import configure_logging
+
+from switchyard_api.http import problems, request_context
+from switchyard_api.ops import ops
+from switchyard_api.services import ApiServices
+from switchyard_api.users.routes import users
+
+BLUEPRINTS = (ops, users)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or get_settings()
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    tracing.configure_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
+
+    app = Flask("switchyard_api")
+    app.config["MAX_CONTENT_LENGTH"] = settings.api.max_body_bytes
+    app.url_map.strict_slashes = False
+    app.extensions["switchyard"] = ApiServices(settings)
+
+    request_context.install(app, settings.service_name)
+    problems.register_error_handlers(app)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    return app
+
+
+def services() -> ApiServices:
+    """The current app's dependencies (inside a request)."""
+    from flask import current_app
+
+    return current_app.extensions["switchyard"]  # type: ignore[no-any-return]

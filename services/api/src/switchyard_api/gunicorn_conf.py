@@ -1,0 +1,62 @@
+"""gunicorn settings for the API: ``gunicorn -c python:switchyard_api.gunicorn_conf``.
+
+gthread workers: a request that waits for Kafka's acknowledgement holds a thread, not a
+process, so one worker per core with many threads keeps both cores busy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from switchyard.config import get_settings
+from switchyard.logging import configure_logging
+
+_settings = get_settings()
+
+# Before any worker imports prometheus_client: each worker writes its samples here and
+# /metrics adds them up, so counters are right whichever worker answers the scrape.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="switchyard-metrics-")
+
+bind = f"{_settings.api.host}:{_settings.api.port}"
+workers = _settings.api.workers
+worker_class = "gthread"
+threads = _settings.api.threads
+backlog = 2048
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
+accesslog = None  # every request is counted in http_requests_total; lines would be noise
+# gunicorn's own loggers propagate to the root logger, which structlog renders as JSON.
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {
+        "gunicorn.error": {"level": _settings.log_level.upper(), "propagate": True},
+        "gunicorn.access": {"level": "WARNING", "propagate": True},
+    },
+}
+
+
+def on_starting(_: Any) -> None:
+    configure_logging(_settings.service_name, _settings.log_level, _settings.log_format)
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    # Samples of an earlier run would be added to this one's.
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
+
+
+def child_exit(_: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def worker_exit(_: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("switchyard") if app else None
+    if services is not None:
+        services.close()  # delivers what the producer still holds before the worker exits

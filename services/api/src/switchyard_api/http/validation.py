@@ -1,0 +1,73 @@
+"""Reading request bodies and query strings into pydantic models, or a 400 naming each field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import orjson
+from flask import request
+from pydantic import BaseModel, ValidationError
+
+from switchyard_api.http.problems import Problem, invalid_fields
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def read_json() -> Any:
+    """The request body as JSON; whatever the Content-Type says, so plain `curl -d` works."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise Problem(400, "The request body is empty; send a JSON document.",
+                      title="Malformed JSON", slug="malformed-json")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, f"The request body is not valid JSON: {exc}",
+                      title="Malformed JSON", slug="malformed-json") from None
+
+
+def field_path(location: tuple[int | str, ...], prefix: str = "") -> str:
+    """``("items", 3, "level")`` → ``items[3].level``."""
+    path = prefix
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "body"
+
+
+def errors_from(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    errors = []
+    for error in exc.errors(include_url=False):
+        location = tuple(part for part in error["loc"] if part not in ("function-after",))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif error["type"] == "missing":
+            message = "field required"
+        errors.append({"field": field_path(location, prefix), "message": message})
+    return errors
+
+
+def validate(model: type[Model], data: Any, prefix: str = "") -> Model:
+    if not isinstance(data, dict):
+        raise invalid_fields([{"field": prefix or "body", "message": "must be a JSON object"}])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_fields(errors_from(exc, prefix)) from None
+
+
+def parse_body(model: type[Model]) -> Model:
+    return validate(model, read_json())
+
+
+def parse_query(model: type[Model], extra: Mapping[str, Any] | None = None) -> Model:
+    data: dict[str, Any] = dict(request.args.items())
+    data.update(extra or {})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_fields(errors_from(exc)) from None
