@@ -113,6 +113,20 @@ def topics_tail(topic: str, follow: bool, from_beginning: bool) -> None:
         sys.exit(0)
 
 
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--output", default="bench/results.md", show_default=True, type=click.Path())
+@click.option("--workdir", default="var/bench", show_default=True, type=click.Path())
+def bench(names: tuple[str, ...], output: str, workdir: str) -> None:
+    """Run the benchmarks (all, or NAMES) and write the figures to OUTPUT."""
+    from pathlib import Path
+
+    from switchyard.bench import run_benchmarks
+
+    configure_logging("bench", "warning", "console")
+    click.echo(run_benchmarks(list(names), Path(output), Path(workdir)))
+
+
 def _register_optional() -> None:
     """Commands whose modules pull heavier dependencies register themselves lazily."""
     from switchyard.devstack.cli import dev
