@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from flask import Flask
 from switchyard import tracing
 from switchyard.config import Settings, get_settings
@@ -16,7 +18,9 @@ BLUEPRINTS = (ops, users)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or get_settings()
+    if settings is None:
+        os.environ.setdefault("SERVICE_NAME", "api")
+        settings = get_settings()
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
     tracing.configure_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
 

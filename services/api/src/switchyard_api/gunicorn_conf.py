@@ -14,6 +14,7 @@ from typing import Any
 from switchyard.config import get_settings
 from switchyard.logging import configure_logging
 
+os.environ.setdefault("SERVICE_NAME", "api")
 _settings = get_settings()
 
 # Before any worker imports prometheus_client: each worker writes its samples here and

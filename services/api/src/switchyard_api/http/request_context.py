@@ -8,7 +8,9 @@ import uuid
 
 from flask import Flask, Response, g, request
 from switchyard import metrics, tracing
-from switchyard.logging import bind_context, clear_context
+from switchyard.logging import bind_context, clear_context, get_logger
+
+log = get_logger("switchyard_api.requests")
 
 REQUEST_ID = "X-Request-ID"
 _ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -36,9 +38,13 @@ def install(app: Flask, service: str) -> None:
         route = request.url_rule.rule if request.url_rule else "<unmatched>"
         metrics.http_requests_total.labels(request.method, route, str(response.status_code)).inc()
         started = g.get("started")
-        if started is not None:
-            metrics.http_request_duration_seconds.labels(request.method, route).observe(
-                time.perf_counter() - started
+        elapsed = time.perf_counter() - started if started is not None else 0.0
+        metrics.http_request_duration_seconds.labels(request.method, route).observe(elapsed)
+        if response.status_code >= 400:
+            # Successes are counted in metrics; failures are worth a line each.
+            (log.error if response.status_code >= 500 else log.info)(
+                "request refused", method=request.method, path=request.path,
+                status=response.status_code, duration_ms=round(elapsed * 1000, 2),
             )
         return response
 

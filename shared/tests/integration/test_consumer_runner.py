@@ -1,0 +1,143 @@
+"""The consumer runner against a real Kafka broker."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from switchyard.config import Settings
+from switchyard.errors import PermanentError, TransientError
+from switchyard.events import CloudEvent, event_headers
+from switchyard.kafka.consumer import ConsumedEvent, ConsumerRunner, RunnerOptions
+from switchyard.kafka.producer import EventProducer, OutgoingRecord
+from switchyard.kafka.tail import wait_for_records
+from switchyard.kafka.topics import dlq_name, ensure_topics
+from switchyard.lifecycle import StopSignal
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def topic(settings: Settings) -> str:
+    name = f"{settings.kafka.topic_prefix}runner-{uuid.uuid4().hex[:8]}"
+    ensure_topics(settings, [name, dlq_name(name)])
+    return name
+
+
+def _publish(producer: EventProducer, topic: str, values: list[str]) -> list[CloudEvent]:
+    events = [CloudEvent(type="test.value", source="/tests", data={"v": v}) for v in values]
+    producer.publish([OutgoingRecord(topic, e.to_json(), b"k", event_headers(e, "req-x"))
+                      for e in events])
+    return events
+
+
+def _run_until(settings: Settings, topic: str, group: str, producer: EventProducer,
+               handler: Callable[[list[ConsumedEvent]], None], done: threading.Event,
+               options: RunnerOptions | None = None, timeout: float = 60.0) -> None:
+    stop = StopSignal()
+    runner = ConsumerRunner(settings, group, [topic], handler, producer, stop,
+                            options or RunnerOptions(backoff_base_seconds=0.05,
+                                                     backoff_cap_seconds=0.2))
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    finished = done.wait(timeout)
+    stop.set()
+    thread.join(30)
+    assert finished, "handler never saw what it waited for"
+    assert not thread.is_alive()
+
+
+def _committed(settings: Settings, group: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
+                         "group.id": group})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        offsets = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        return sum(max(0, tp.offset) for tp in offsets)
+    finally:
+        consumer.close()
+
+
+def test_offsets_of_a_failing_handler_are_not_committed(
+    settings: Settings, producer: EventProducer, topic: str
+) -> None:
+    _publish(producer, topic, ["a"])
+    attempts: list[str] = []
+    done = threading.Event()
+
+    def down(events: list[ConsumedEvent]) -> None:
+        attempts.append(events[0].event.data["v"])
+        if len(attempts) >= 3:
+            done.set()
+        raise TransientError("database is down")
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    _run_until(settings, topic, group, producer, down, done)
+    assert len(attempts) >= 3  # retried, not dropped
+    assert _committed(settings, group, topic) == 0
+
+    # The next member of the group gets the same record again and commits it.
+    seen: list[str] = []
+    again = threading.Event()
+
+    def up(events: list[ConsumedEvent]) -> None:
+        seen.extend(e.event.data["v"] for e in events)
+        again.set()
+
+    _run_until(settings, topic, group, producer, up, again)
+    assert seen == ["a"]
+    assert _committed(settings, group, topic) == 1
+
+
+def test_poison_records_go_to_the_dlq_and_the_consumer_goes_on(
+    settings: Settings, producer: EventProducer, topic: str
+) -> None:
+    producer.publish([OutgoingRecord(topic, b"\xff not a cloud event", b"k")])
+    _publish(producer, topic, ["ok-1", "poison", "ok-2", "refused"])
+    handled: list[str] = []
+    done = threading.Event()
+
+    def handler(events: list[ConsumedEvent]) -> None:
+        values = [e.event.data["v"] for e in events]
+        if "poison" in values:
+            raise ValueError("cannot parse this payload")
+        if "refused" in values:
+            raise PermanentError("business rule says never")
+        handled.extend(values)
+        if "ok-2" in handled:
+            done.set()
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    _run_until(settings, topic, group, producer, handler, done,
+               RunnerOptions(max_batch=10, max_wait_seconds=0.3, max_attempts=2,
+                             backoff_base_seconds=0.05, backoff_cap_seconds=0.1))
+    assert handled.count("ok-1") >= 1 and handled.count("ok-2") >= 1
+    dead = wait_for_records(settings, dlq_name(topic), lambda r: True, count=2, timeout=20)
+    dead_values = {r.event.data["v"] for r in dead}
+    assert dead_values == {"poison", "refused"}
+    by_value = {r.event.data["v"]: r.headers for r in dead}
+    assert by_value["poison"]["dlq-error-type"] == "ValueError"
+    assert "cannot parse" in by_value["poison"]["dlq-error"]
+    assert by_value["poison"]["dlq-original-topic"] == topic
+    assert by_value["poison"]["x-request-id"] == "req-x"
+    assert _committed(settings, group, topic) == 5  # everything, poison included
+
+    # The undecodable record went to the DLQ too (as raw bytes).
+    from confluent_kafka import Consumer as RawConsumer
+
+    raw = RawConsumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
+                       "group.id": f"raw-{uuid.uuid4().hex[:6]}",
+                       "auto.offset.reset": "earliest"})
+    partitions = raw.list_topics(dlq_name(topic), timeout=10).topics[dlq_name(topic)].partitions
+    raw.assign([TopicPartition(dlq_name(topic), p, 0) for p in partitions])
+    values = []
+    for _ in range(40):
+        message = raw.poll(0.25)
+        if message is not None and not message.error():
+            values.append(message.value())
+    raw.close()
+    assert b"\xff not a cloud event" in values

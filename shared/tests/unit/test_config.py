@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from switchyard.config import ConfigError, load_settings
+
+
+def test_defaults_load_and_normalise_the_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("SWITCHYARD_CONFIG", "")
+    settings = load_settings(database_url="postgres://u@h:5432/db")
+    assert settings.sqlalchemy_url == "postgresql+psycopg2://u@h:5432/db"
+
+
+def test_every_bad_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA__PARTITIONS", "many")
+    monkeypatch.setenv("DATABASE_URL", "mysql://x")
+    monkeypatch.setenv("API__PORT", "70000")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "KAFKA__PARTITIONS='many'" in message
+    assert "DATABASE_URL='mysql://x'" in message
+    assert "API__PORT='70000'" in message
+
+
+def test_file_is_read_and_environment_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "switchyard.toml"
+    config.write_text('redis_url = "redis://file:1/0"\n[api]\nworkers = 7\nport = 9999\n')
+    monkeypatch.setenv("SWITCHYARD_CONFIG", str(config))
+    monkeypatch.setenv("API__PORT", "8181")
+    settings = load_settings()
+    assert settings.redis_url == "redis://file:1/0"
+    assert settings.api.workers == 7
+    assert settings.api.port == 8181
+
+
+def test_missing_config_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHYARD_CONFIG", "/nonexistent/switchyard.toml")
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings()
