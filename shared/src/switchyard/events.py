@@ -83,7 +83,7 @@ class CloudEvent:
         )
 
 
-Headers = Sequence[tuple[str, bytes]]
+Headers = Sequence[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None]
 
 
 def event_headers(
@@ -106,6 +106,6 @@ def headers_to_dict(headers: Headers | None) -> dict[str, str]:
     """Kafka headers as text; the last value wins when a name repeats."""
     return {
         name: (value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
-        for name, value in (headers or [])
+        for name, value in (headers.items() if isinstance(headers, Mapping) else headers or [])
         if value is not None
     }

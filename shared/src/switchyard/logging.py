@@ -78,4 +78,4 @@ def _identity(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return,unused-ignore]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 import sqlalchemy as sa
@@ -82,8 +83,9 @@ def redis_check(client: redis.Redis) -> Check:
 
 
 def kafka_check(bootstrap_servers: str) -> Check:
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0,
-                         "logger": _SilentLogger()})
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "log_level": 0,
+                              "logger": _SilentLogger()}
+    admin = AdminClient(config)
 
     def check() -> None:
         admin.list_topics(timeout=1.5)

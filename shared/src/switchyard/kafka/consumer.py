@@ -243,7 +243,7 @@ class ConsumerRunner:
             topic, partition, offset = record.topic, record.partition, record.offset
             key, value, headers = record.key, record.value, list(record.headers.items())
         else:
-            topic, partition, offset = record.topic(), record.partition(), record.offset()
+            topic, partition, offset = _position(record)
             key, value = record.key(), record.value() or b""
             headers = list(headers_to_dict(record.headers()).items())
         dlq_headers = [(k, v.encode()) for k, v in headers] + [
@@ -265,9 +265,9 @@ class ConsumerRunner:
     def _commit(self, messages: list[Message]) -> None:
         highest: dict[tuple[str, int], int] = {}
         for message in messages:
-            tp = (message.topic(), message.partition())
-            if tp in self._assigned:
-                highest[tp] = max(highest.get(tp, -1), message.offset())
+            topic, partition, offset = _position(message)
+            if (topic, partition) in self._assigned:
+                highest[(topic, partition)] = max(highest.get((topic, partition), -1), offset)
         if not highest:
             return
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
@@ -278,14 +278,23 @@ class ConsumerRunner:
                         group=self.group_id, error=str(exc))
 
 
+def _position(message: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed record (never None once consumed)."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise InvalidEvent("record without a position; it was not consumed from a topic")
+    return topic, partition, offset
+
+
 def _decode(message: Message) -> ConsumedEvent:
     value = message.value()
     if value is None:
         raise InvalidEvent("record has no value")
+    topic, partition, offset = _position(message)
     return ConsumedEvent(
-        topic=message.topic(),
-        partition=message.partition(),
-        offset=message.offset(),
+        topic=topic,
+        partition=partition,
+        offset=offset,
         key=message.key(),
         value=value,
         headers=headers_to_dict(message.headers()),

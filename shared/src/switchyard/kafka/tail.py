@@ -33,9 +33,10 @@ def iter_records(settings: Settings, topic: str, *, from_beginning: bool = True,
             message = consumer.poll(0.2)
             if message is None:
                 continue
-            if message.error():
-                if message.error().code() != KafkaError._PARTITION_EOF:
-                    raise RuntimeError(message.error().str())
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    raise RuntimeError(error.str())
                 continue
             last_seen = time.monotonic()
             try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import select
 import time
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -27,7 +27,7 @@ from switchyard.outbox.store import NOTIFY_CHANNEL
 log = get_logger(__name__)
 
 RELAY_LOCK_KEY = 0x4F75_7462_6F78  # "Outbox"
-outbox = OutboxEvent.__table__
+outbox = cast(sa.Table, OutboxEvent.__table__)
 
 
 class OutboxRelay:
@@ -91,7 +91,7 @@ class OutboxRelay:
     # -- waking up ---------------------------------------------------------------------
     def _listen(self) -> Any:
         try:
-            connection = self.engine.raw_connection().dbapi_connection
+            connection: Any = self.engine.raw_connection().dbapi_connection
             connection.set_session(autocommit=True)
             connection.cursor().execute(f"LISTEN {NOTIFY_CHANNEL}")
             return connection
@@ -136,7 +136,7 @@ class OutboxRelay:
                 ), {"keep": self.settings.retention_seconds})
 
 
-def _record(row: sa.Row[Any]) -> OutgoingRecord:
+def _record(row: sa.Row[Any, Any, Any, Any, Any, Any]) -> OutgoingRecord:
     headers = [
         ("content-type", CONTENT_TYPE.encode()),
         (ID_HEADER, row.event_id.encode()),

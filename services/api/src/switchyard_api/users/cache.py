@@ -28,6 +28,12 @@ return 0
 """
 
 
+def _as_bytes(value: object) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return str(value).encode()
+
+
 class UserCache:
     def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int) -> None:
         self._client = client
@@ -50,7 +56,7 @@ class UserCache:
             metrics.cache_requests_total.labels("users", "error").inc()
             return None, "unavailable"
         metrics.cache_requests_total.labels("users", "hit" if entry else "miss").inc()
-        return entry, (generation or b"").decode()
+        return _as_bytes(entry), (_as_bytes(generation) or b"").decode()
 
     def fill(self, user_id: int, generation: str, value: bytes) -> None:
         if generation == "unavailable":

@@ -14,8 +14,10 @@ from switchyard_api.openapi_parts import (
 )
 from switchyard_api.users.schemas import UserCreate, UserOut, UserPatch
 
-_ID = [{"name": "user_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
-_ADMIN = [{"adminToken": []}]
+_ID: list[dict[str, Any]] = [
+    {"name": "user_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+]
+_ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 
 OPENAPI: dict[str, Any] = {
     "paths": {

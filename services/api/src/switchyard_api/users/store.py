@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from switchyard.db.models import User
 from switchyard.events import CloudEvent
 from switchyard.outbox import add_event
 
-users = User.__table__
+users = cast(sa.Table, User.__table__)
 SOURCE = "/switchyard/api"
 # Integer primary key: ids past this cannot exist, so they are a 404 without a query.
 MAX_ID = 2**31 - 1
