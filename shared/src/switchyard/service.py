@@ -7,7 +7,7 @@ its main loop; everything operational is the same in every service.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -19,6 +19,7 @@ from switchyard.admin_server import AdminServer
 from switchyard.config import ConfigError, Settings, load_settings
 from switchyard.db.engine import create_engine
 from switchyard.kafka.producer import EventProducer
+from switchyard.kafka.topics import ensure_topics_patiently
 from switchyard.lifecycle import StopSignal
 from switchyard.logging import configure_logging, get_logger
 from switchyard.readiness import Readiness, kafka_check, postgres_check, redis_check
@@ -64,7 +65,7 @@ class WorkerContext:
 def run_worker(
     name: str,
     main_loop: Callable[[WorkerContext], None],
-    needs: Iterable[str] = ("postgres", "redis", "kafka"),
+    needs: Sequence[str] = ("postgres", "redis", "kafka"),
 ) -> None:
     """Run ``main_loop`` as service ``name`` until SIGTERM; exit non-zero if it crashes."""
     try:
@@ -86,6 +87,8 @@ def run_worker(
     admin = AdminServer(context.readiness, "0.0.0.0", settings.admin_port).start()
     log.info("service starting", admin_port=admin.port)
     try:
+        if "kafka" in needs:
+            ensure_topics_patiently(settings, stop.is_set)
         main_loop(context)
     except Exception:
         log.exception("service crashed")

@@ -50,6 +50,17 @@ def on_starting(_: Any) -> None:
     os.makedirs(directory, exist_ok=True)
 
 
+def post_worker_init(_: Any) -> None:
+    import threading
+
+    from switchyard.kafka.topics import ensure_topics_patiently
+
+    # In the background: a Kafka that is still starting must not keep the API from
+    # answering (its /readyz says what is missing meanwhile).
+    threading.Thread(target=ensure_topics_patiently, args=(_settings, lambda: False),
+                     name="ensure-topics", daemon=True).start()
+
+
 def child_exit(_: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 

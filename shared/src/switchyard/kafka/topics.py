@@ -6,12 +6,14 @@ The README's topic table is written from this catalogue. Names get the configure
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from switchyard.backoff import backoff_delay
 from switchyard.config import Settings
 from switchyard.logging import get_logger
 
@@ -66,6 +68,31 @@ def all_topic_names(settings: Settings) -> list[str]:
         if topic.has_dlq:
             names.append(dlq_name(topic_name(settings, topic)))
     return names
+
+
+def ensure_topics_patiently(settings: Settings, should_stop: Callable[[], bool],
+                            timeout: float = 120.0) -> bool:
+    """:func:`ensure_topics`, retried with backoff while Kafka is still starting.
+
+    Returns False if Kafka did not answer within ``timeout`` (or we were asked to stop);
+    the service then starts anyway and reports Kafka in /readyz.
+    """
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while not should_stop():
+        try:
+            ensure_topics(settings, timeout=10.0)
+            return True
+        except Exception as exc:
+            attempt += 1
+            if time.monotonic() >= deadline:
+                log.error("could not create topics; continuing without", error=str(exc)[:300])
+                return False
+            delay = backoff_delay(attempt, base=0.5, cap=5.0)
+            log.warning("Kafka not ready for topic creation; retrying", error=str(exc)[:300],
+                        retry_in=round(delay, 2))
+            time.sleep(delay)
+    return False
 
 
 def ensure_topics(settings: Settings, names: Iterable[str] | None = None,
