@@ -17,20 +17,24 @@ from opentelemetry.propagate import extract, inject
 _enabled = False
 
 
-def configure_tracing(service: str, endpoint: str | None) -> bool:
-    """Install an OTLP exporter for ``service`` when ``endpoint`` is given."""
+def configure_tracing(service: str, endpoint: str | None, exporter: Any = None) -> bool:
+    """Export spans of ``service`` over OTLP/HTTP to ``endpoint`` (or to ``exporter``)."""
     global _enabled
-    if not endpoint or _enabled:
+    if (not endpoint and exporter is None) or _enabled:
         return _enabled
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(
-        BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces"))
-    )
+    if exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}".rstrip("/") + "/v1/traces"))
+        )
     trace.set_tracer_provider(provider)
     _enabled = True
     return True
