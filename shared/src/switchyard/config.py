@@ -50,11 +50,65 @@ class ApiSettings(BaseModel):
     user_cache_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
 
 
+class CouponSettings(BaseModel):
+    """How ``POST /api/coupons/claim`` takes stock; the coupons DESIGN.md says why."""
+
+    # for_update: a transaction per claim behind SELECT ... FOR UPDATE (the baseline);
+    # conditional: INSERT the claim, then UPDATE ... WHERE remaining_amount > 0;
+    # fast: the Redis gate of facts PostgreSQL taught it, then group commit per coupon.
+    strategy: Literal["for_update", "conditional", "fast"] = "fast"
+    redis_gate: bool = True
+    max_batch: int = Field(default=256, ge=1, le=10_000)
+    # A sold-out coupon's claimants are copied to Redis only up to this many.
+    gate_max_claimants: int = Field(default=100_000, ge=0, le=10_000_000)
+    gate_ttl_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    # After a Redis error the gate is skipped this long, so a dead Redis costs nothing.
+    gate_retry_seconds: float = Field(default=5.0, gt=0, le=600)
+
+
 class OutboxSettings(BaseModel):
     batch_size: int = Field(default=500, ge=1, le=10_000)
     poll_interval_seconds: float = Field(default=0.05, gt=0, le=60)
     # Published rows are kept this long for inspection, then deleted.
     retention_seconds: int = Field(default=3_600, ge=0, le=30 * 86_400)
+
+
+class IngestSettings(BaseModel):
+    """The API's ingest endpoints (POST /logs, POST /health)."""
+
+    # The bounded buffer between request handlers and Kafka, per API process: events and
+    # bytes handed to the producer and not yet acknowledged. A request that does not fit
+    # whole gets 429; its events are never produced.
+    max_in_flight_events: int = Field(default=20_000, ge=1, le=1_000_000)
+    max_in_flight_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=4 * 1024**3)
+    # How long a request may wait for room before it gets 429 (0: answer at once).
+    admission_wait_seconds: float = Field(default=0.05, ge=0, le=10)
+    retry_after_seconds: int = Field(default=1, ge=1, le=3600)
+    max_events_per_request: int = Field(default=10_000, ge=1, le=1_000_000)
+
+
+class TopicBatchSettings(BaseModel):
+    max_size: int = Field(default=2_000, ge=1, le=100_000)
+    max_wait_seconds: float = Field(default=0.2, gt=0, le=60)
+    # Consumer threads (group members) for the topic; each writes its own batches.
+    workers: int = Field(default=2, ge=1, le=64)
+
+
+class BatcherSettings(BaseModel):
+    """The batcher: batching per topic, sinks, retries and the circuit breaker."""
+
+    logs: TopicBatchSettings = TopicBatchSettings()
+    health: TopicBatchSettings = TopicBatchSettings(max_size=1_000, max_wait_seconds=0.5,
+                                                    workers=1)
+    sinks: list[Literal["postgres", "jsonl"]] = Field(default=["postgres", "jsonl"],
+                                                      min_length=1)
+    jsonl_dir: Path = Path("var/sinks")
+    jsonl_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=16 * 1024**3)
+    jsonl_max_age_seconds: float = Field(default=300, gt=0, le=86_400)
+    retry_base_seconds: float = Field(default=0.2, gt=0, le=60)
+    retry_cap_seconds: float = Field(default=5.0, gt=0, le=600)
+    breaker_failures: int = Field(default=3, ge=1, le=1000)
+    breaker_reset_seconds: float = Field(default=2.0, gt=0, le=600)
 
 
 class Settings(BaseSettings):
@@ -84,7 +138,10 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     api: ApiSettings = ApiSettings()
+    coupons: CouponSettings = CouponSettings()
     outbox: OutboxSettings = OutboxSettings()
+    ingest: IngestSettings = IngestSettings()
+    batcher: BatcherSettings = BatcherSettings()
 
     @field_validator("database_url")
     @classmethod

@@ -39,9 +39,13 @@ def test_rolled_back_transaction_publishes_nothing(
 ) -> None:
     topic = topic_name(settings, USERS)
     rolled_back, committed = _event("rolled-back"), _event("committed")
-    with pytest.raises(RuntimeError), engine.begin() as connection:
-        add_event(connection, topic, rolled_back, key="1")
-        raise RuntimeError("the business change failed")
+    def failing_change() -> None:
+        with engine.begin() as connection:
+            add_event(connection, topic, rolled_back, key="1")
+            raise RuntimeError("the business change failed")
+
+    with pytest.raises(RuntimeError):
+        failing_change()
     with engine.begin() as connection:
         add_event(connection, topic, committed, key="1")
 
@@ -132,6 +136,6 @@ def test_several_relays_publish_each_event_once_and_in_order(
         published = sum(pool.map(drain, relays))
     assert published >= len(events)
 
-    received = [r for r in wait_for_records(settings, topic, lambda r: r.key == key.encode(),
-                                            count=len(events))]
+    received = wait_for_records(settings, topic, lambda r: r.key == key.encode(),
+                                count=len(events))
     assert [r.event.id for r in received] == [e.id for e in events]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
-from switchyard import metrics
 
+from switchyard import metrics
 from switchyard_api.http.responses import json_response
 from switchyard_api.openapi import build_openapi
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import redis
 import sqlalchemy as sa
+
 from switchyard.config import Settings
 from switchyard.db.engine import create_engine
 from switchyard.kafka.producer import EventProducer

@@ -44,7 +44,7 @@ def call(method: str, url: str, body: Any = None,
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
@@ -89,7 +89,7 @@ def test_readiness_and_openapi_are_served(api_url: str) -> None:
     status, _, body = call("GET", f"{api_url}/readyz")
     assert status == 200 and json.loads(body)["checks"] == {
         "postgres": "ok", "redis": "ok", "kafka": "ok"}
-    status, headers, body = call("GET", f"{api_url}/openapi.json")
+    status, _, body = call("GET", f"{api_url}/openapi.json")
     assert status == 200 and json.loads(body)["openapi"] == "3.1.0"
 
 

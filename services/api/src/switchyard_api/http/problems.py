@@ -8,8 +8,9 @@ from typing import Any
 
 import orjson
 from flask import Flask, Response
-from switchyard.logging import get_logger
 from werkzeug.exceptions import HTTPException
+
+from switchyard.logging import get_logger
 
 log = get_logger(__name__)
 PROBLEM_TYPE_BASE = "/problems/"

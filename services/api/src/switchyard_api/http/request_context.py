@@ -7,6 +7,7 @@ import time
 import uuid
 
 from flask import Flask, Response, g, request
+
 from switchyard import metrics, tracing
 from switchyard.logging import bind_context, clear_context, get_logger
 

@@ -12,6 +12,7 @@ Redis trouble never fails a request: reads fall through to PostgreSQL.
 from __future__ import annotations
 
 import redis
+
 from switchyard import metrics
 from switchyard.logging import get_logger
 

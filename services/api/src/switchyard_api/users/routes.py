@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 from flask import Blueprint, Response, current_app
-from switchyard.kafka.topics import USERS, topic_name
 
+from switchyard.kafka.topics import USERS, topic_name
 from switchyard_api.http.auth import require_admin
 from switchyard_api.http.pagination import PageQuery, decode_cursor, page
 from switchyard_api.http.problems import Problem, invalid_fields

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import sqlalchemy as sa
+
 from switchyard.db.models import User
 from switchyard.events import CloudEvent
 from switchyard.outbox import add_event
