@@ -1,11 +1,146 @@
-"""``switchyard dev``: placeholder until the supervisor lands."""
+"""``switchyard dev``: the whole stack in one terminal, like foreman with a restart policy."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
 import click
+
+from switchyard.config import DEV_CONFIG_FILE, load_settings
+from switchyard.devstack.banner import Banner
+from switchyard.devstack.output import Console
+from switchyard.devstack.services import API, NAMES, RELAY, ServiceSpec, build_specs
+from switchyard.devstack.stack import (
+    CONFIG_NAME,
+    AlreadyRunning,
+    Backing,
+    admin_token,
+    exclusive,
+    provide_backing,
+    write_config,
+)
+from switchyard.devstack.supervisor import Signals, Supervisor
+from switchyard.logging import configure_logging
 
 
 @click.command()
-def dev() -> None:
-    """Start the whole dev stack (embedded servers unless URLs are given)."""
-    raise click.ClickException("not implemented yet")
+@click.option("--no-services", is_flag=True,
+              help="Only infrastructure and migrations; run services by hand.")
+@click.option("--no-api", is_flag=True, help="Without the API and its outbox relay.")
+@click.option("--only", multiple=True, type=click.Choice(NAMES), metavar="SERVICE",
+              help=f"Run only this service (repeatable): {', '.join(NAMES)}.")
+@click.option("--api-port", type=click.IntRange(1, 65535), default=None,
+              help="API port (default 8080, or a free one when 8080 is taken).")
+@click.option("--var-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEV_CONFIG_FILE.parent, envvar="SWITCHYARD_VAR_DIR", show_default=True,
+              help="Where embedded servers keep their data (kept between runs).")
+def dev(no_services: bool, no_api: bool, only: tuple[str, ...], api_port: int | None,
+        var_dir: Path) -> None:
+    """Start the whole dev stack (embedded servers unless URLs are given).
+
+    DATABASE_URL, REDIS_URL and KAFKA_BOOTSTRAP_SERVERS, when set, name servers to use
+    instead of embedded ones. Ctrl-C or SIGTERM stops everything; a second Ctrl-C
+    kills the services instead of waiting for them.
+    """
+    started = time.monotonic()
+    selected = [] if no_services else list(only or NAMES)
+    if no_api:
+        selected = [name for name in selected if name not in (API, RELAY)]
+    console = Console(selected)
+    # Until the supervisor owns the signals, SIGTERM aborts startup the way Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    # Only library warnings (alembic, librdkafka) reach it: the story is told by `say`.
+    configure_logging("dev", "warning", "console")
+    try:
+        with exclusive(var_dir):
+            status = _run(console, selected, api_port, var_dir, started)
+    except AlreadyRunning as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(status)
+
+
+def _run(console: Console, selected: Sequence[str], api_port: int | None, var_dir: Path,
+         started: float) -> int:
+    config_path = var_dir / CONFIG_NAME
+    # Left behind by a stack that was killed: it would point commands at dead servers.
+    config_path.unlink(missing_ok=True)
+    signals = Signals()
+    backing: Backing | None = None
+    supervisor: Supervisor | None = None
+    try:
+        try:
+            backing = provide_backing(var_dir, console.say)
+            token = admin_token(var_dir)
+            specs = _prepare(console, backing, token.value, config_path, selected, api_port)
+        except KeyboardInterrupt:
+            console.say("interrupted while starting")
+            return 0
+        except Exception as exc:  # whatever failed, the message is what the user needs
+            console.warn(f"could not start the dev stack: {type(exc).__name__}: {exc}")
+            return 1
+        banner = Banner(console, specs, backing, token, config_path, started)
+        supervisor = Supervisor(specs, console, signals.install(), backing.embedded,
+                                on_ready=banner.show)
+        return supervisor.run()
+    finally:
+        # A signal during the cleanup below must not abort it halfway.
+        signals.install()
+        if config_path.exists():
+            config_path.unlink()
+            console.say(f"removed {config_path}")
+        if backing is not None:
+            backing.stop(console.say)
+        console.say("all stopped")
+        if supervisor is not None and supervisor.failure:
+            # Repeated last, where it is seen, after the whole shutdown scrolled past.
+            console.warn(f"the dev stack stopped because {supervisor.failure}")
+
+
+def _prepare(console: Console, backing: Backing, token: str, config_path: Path,
+             selected: Sequence[str], api_port: int | None) -> list[ServiceSpec]:
+    from switchyard.db.migrate import upgrade
+    from switchyard.kafka.topics import all_topic_names, ensure_topics
+
+    settings = load_settings(
+        service_name="dev", database_url=backing.urls["postgres"],
+        redis_url=backing.urls["redis"], kafka_bootstrap_servers=backing.urls["kafka"],
+        admin_token=token,
+    )
+    console.say("applying database migrations")
+    upgrade(settings)
+    ensure_topics(settings)
+    console.say(f"{len(all_topic_names(settings))} Kafka topics in place")
+    write_config(config_path, {
+        "database_url": settings.database_url,
+        "redis_url": settings.redis_url,
+        "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
+        "admin_token": token,
+        "redis_key_prefix": settings.redis_key_prefix,
+        "kafka": {"topic_prefix": settings.kafka.topic_prefix},
+    })
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "ADMIN_TOKEN": token,
+        # Children write into a pipe; unbuffered, their lines show up when written.
+        "PYTHONUNBUFFERED": "1",
+    }
+    # One readable line per event beats JSON in a terminal; LOG_FORMAT=json still wins.
+    env.setdefault("LOG_FORMAT", "console")
+    specs = build_specs(selected, env, api_port)
+    for spec in specs:
+        console.add(spec.name)
+    return specs
+
+
+def _interrupt(signum: int, _: FrameType | None) -> None:
+    raise KeyboardInterrupt

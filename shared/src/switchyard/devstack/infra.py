@@ -97,6 +97,8 @@ def _make_traversable(path: Path) -> None:
 def start_postgres(data_dir: Path, port: int | None = None) -> Server:
     binaries = _postgres_bin()
     user = _pg_user()
+    # PostgreSQL chdirs into its data directory: a relative -k socket path would break.
+    data_dir = data_dir.absolute()
     data_dir.mkdir(parents=True, exist_ok=True)
     if user is not None:
         entry = pwd.getpwnam(user)

@@ -90,11 +90,16 @@ class OutboxRelay:
 
     # -- waking up ---------------------------------------------------------------------
     def _listen(self) -> Any:
+        """A connection of its own that LISTENs; None if that failed (then we poll)."""
         try:
-            connection: Any = self.engine.raw_connection().dbapi_connection
+            listener = self.engine.raw_connection()
+            # Out of the pool for good: the pool must never hand this socket to another
+            # thread while we wait on it, and closing it must really close it.
+            listener.detach()
+            connection: Any = listener.dbapi_connection
             connection.set_session(autocommit=True)
             connection.cursor().execute(f"LISTEN {NOTIFY_CHANNEL}")
-            return connection
+            return listener
         except Exception as exc:
             log.warning("LISTEN failed; polling only", error=str(exc)[:300])
             return None
@@ -111,10 +116,11 @@ class OutboxRelay:
         if listener is None:
             time.sleep(timeout)
             return
-        ready, _, _ = select.select([listener], [], [], timeout)
+        connection = listener.dbapi_connection
+        ready, _, _ = select.select([connection], [], [], timeout)
         if ready:
-            listener.poll()
-            listener.notifies.clear()
+            connection.poll()
+            connection.notifies.clear()
 
     # -- keeping the table small -------------------------------------------------------
     def _housekeeping(self) -> None:

@@ -1,0 +1,73 @@
+"""What ``switchyard dev`` prints once the stack is ready: where everything is, how to use it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from switchyard.config import DEV_CONFIG_FILE
+from switchyard.devstack.output import Console
+from switchyard.devstack.services import API, ServiceSpec
+from switchyard.devstack.stack import AdminToken, Backing, redact
+
+_NOTES = {
+    "postgres": "embedded; data kept in {dir}/postgres",
+    "redis": "embedded; append-only file kept in {dir}/redis",
+    "kafka": "embedded tansu, IN MEMORY ONLY: topics and events are gone when it stops",
+}
+
+
+@dataclass
+class Banner:
+    console: Console
+    specs: Sequence[ServiceSpec]
+    backing: Backing
+    token: AdminToken
+    config_path: Path
+    started: float
+
+    def show(self) -> None:
+        elapsed = time.monotonic() - self.started
+        rule = "=" * 78  # ASCII: stdout may not be UTF-8
+        lines = [rule, f"  Switchyard dev stack ready in {elapsed:.1f}s", ""]
+        api = next((spec for spec in self.specs if spec.name == API), None)
+        if api is not None:
+            base = f"http://127.0.0.1:{api.port}"
+            lines += [f"  API             {base}{self._moved(api)}",
+                      f"  readiness       {base}/readyz",
+                      f"  OpenAPI         {base}/openapi.json"]
+        for spec in self.specs:
+            if spec.name != API:
+                lines.append(f"  {spec.name:<15} admin port {spec.port}{self._moved(spec)} "
+                             "(/healthz /readyz /metrics)")
+        if not self.specs:
+            lines.append("  no services (--no-services): start them by hand from this "
+                         "directory, e.g. `uv run switchyard-batcher`")
+        lines.append("")
+        var_dir = self.config_path.parent
+        for name, url in self.backing.urls.items():
+            source = self.backing.source(name)
+            note = _NOTES[name].format(dir=var_dir) if source == "embedded" else f"from {source}"
+            lines.append(f"  {name:<15} {redact(url)}  ({note})")
+        lines += [f"  admin token     {self.token.display()}",
+                  f"  config          {self.config_path} (removed on exit)", "", "  Try:"]
+        prefix = self._config_prefix()
+        if api is not None:
+            lines.append(f"    curl http://127.0.0.1:{api.port}/readyz")
+        lines += [f"    {prefix}uv run switchyard users list",
+                  f"    {prefix}uv run switchyard topics tail users --follow",
+                  "", "  Ctrl-C stops everything in order; a second Ctrl-C kills the services.",
+                  rule]
+        self.console.raw("\n".join(lines))
+
+    @staticmethod
+    def _moved(spec: ServiceSpec) -> str:
+        return f" ({spec.preferred} was taken)" if spec.port != spec.preferred else ""
+
+    def _config_prefix(self) -> str:
+        # Commands find the file on their own only at its default place, from this directory.
+        if self.config_path.resolve() == DEV_CONFIG_FILE.resolve():
+            return ""
+        return f"SWITCHYARD_CONFIG={self.config_path.resolve()} "

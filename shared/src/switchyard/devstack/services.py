@@ -1,0 +1,107 @@
+"""The services of the dev stack: how each is started, on which port, in which order."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from switchyard.devstack.processes import free_port, port_is_free
+
+API = "api"
+RELAY = "outbox-relay"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    # The port answering /readyz: the admin port of a worker, the API port of the API.
+    port: int
+    # A tier starts once every service of the tiers below answers ready.
+    tier: int = 0
+    # Stopped in ascending rank; services of equal rank are stopped in parallel.
+    stop_rank: int = 2
+    # The port it would have had if free; differs from ``port`` when that one was taken.
+    preferred: int = 0
+
+    @property
+    def ready_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/readyz"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    script: str
+    args: tuple[str, ...]
+    port: int
+    tier: int
+    stop_rank: int
+
+
+# The API comes last and goes first: its /readyz answering 200 then means the whole
+# stack is up, and it drains its requests while the workers can still consume.
+CATALOGUE = (
+    _Entry("batcher", "switchyard-batcher", (), 9102, 0, 2),
+    _Entry("image-worker", "switchyard-image-worker", (), 9103, 0, 2),
+    _Entry("job-worker", "switchyard-job-worker", (), 9104, 0, 2),
+    _Entry("health-checker", "switchyard-health-checker", (), 9105, 0, 2),
+    _Entry(RELAY, "switchyard-api", ("relay",), 9101, 0, 1),
+    _Entry(API, "switchyard-api", ("serve",), 8080, 1, 0),
+)
+NAMES = tuple(entry.name for entry in CATALOGUE)
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
+def build_specs(selected: Collection[str], base_env: Mapping[str, str],
+                api_port: int | None = None) -> list[ServiceSpec]:
+    """The selected services with their commands, environments and free ports."""
+    taken: set[int] = set()
+    specs = []
+    for entry in CATALOGUE:
+        if entry.name not in selected:
+            continue
+        env = {**base_env, "SERVICE_NAME": entry.name}
+        preferred = entry.port
+        if entry.name == API:
+            preferred = api_port or entry.port
+            port = _api_port(api_port, taken)
+            env.update({"API__HOST": "127.0.0.1", "API__PORT": str(port)})
+        else:
+            # Workers' admin servers listen on every interface: check that, not loopback.
+            port = _pick(entry.port, taken, "0.0.0.0")
+            env["ADMIN_PORT"] = str(port)
+        taken.add(port)
+        specs.append(ServiceSpec(entry.name, (_script(entry.script), *entry.args), env, port,
+                                 entry.tier, entry.stop_rank, preferred))
+    return specs
+
+
+def _api_port(requested: int | None, taken: set[int]) -> int:
+    if requested is None:
+        return _pick(next(e.port for e in CATALOGUE if e.name == API), taken, "127.0.0.1")
+    if requested in taken or not port_is_free(requested):
+        raise PortTaken(f"--api-port {requested}: the port is in use")
+    return requested
+
+
+def _pick(preferred: int, taken: set[int], host: str) -> int:
+    port = free_port(preferred, host)
+    while port in taken:
+        # The kernel may hand out a port we already promised to another service.
+        port = free_port(None, host)
+    return port
+
+
+def _script(name: str) -> str:
+    # Next to the interpreter running us, so services run in the very same environment.
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; run `uv sync --all-packages`")
+    return str(path)
