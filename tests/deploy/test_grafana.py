@@ -1,0 +1,170 @@
+"""The Grafana provisioning and dashboard: every panel queries the provisioned
+Prometheus datasource for metrics that shared/src/switchyard/metrics.py declares, with
+labels those metrics have."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GRAFANA = REPO / "deploy/grafana"
+DASHBOARD = GRAFANA / "dashboards/switchyard.json"
+
+# What the dashboard must show (the brief's list; kafka_consumer_lag is not declared).
+REQUIRED_METRICS = {
+    "http_requests_total", "http_request_duration_seconds", "ingest_errors_total",
+    "ingest_requests_total", "ingest_events_total", "batch_size", "batches_flushed_total",
+    "write_latency_seconds", "worker_failures_total", "worker_retries_total",
+    "end_to_end_latency_seconds", "jobs_processed_total", "jobs_in_progress",
+    "job_latency_seconds", "events_published_total", "events_consumed_total",
+    "dead_letters_total", "outbox_pending", "outbox_published_total", "cache_requests_total",
+}
+PROMQL_WORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
+    "unless", "offset", "inf", "nan",
+}
+BUILTIN_LABELS = {"le", "job", "instance", "__name__", "quantile"}
+
+
+def promql_metrics_and_labels(expr: str) -> tuple[set[str], set[str]]:
+    """Metric names and label names a PromQL expression uses.
+
+    Strings, ranges and Grafana variables are removed; label names come from matchers and
+    from by/without/on/ignoring clauses; a remaining identifier not followed by "(" is
+    a metric name.
+    """
+    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', expr)
+    text = re.sub(r"\[[^\]]*\]", "", text)
+    text = re.sub(r"\$\w+|\$\{[^}]*\}", "", text)
+    labels: set[str] = set()
+    for matchers in re.findall(r"\{([^}]*)\}", text):
+        labels.update(re.findall(r"([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)", matchers))
+    text = re.sub(r"\{[^}]*\}", "", text)
+    for clause in re.findall(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)",
+                             text):
+        labels.update(name.strip() for name in clause.split(",") if name.strip())
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    metrics = {
+        name for name in re.findall(r"(?<![\w.:])([A-Za-z_:][\w:]*)(?![\w:])(?!\s*\()", text)
+        if name.lower() not in PROMQL_WORDS
+    }
+    return metrics, labels
+
+
+def test_promql_reader() -> None:
+    metrics, labels = promql_metrics_and_labels(
+        'histogram_quantile(0.95, sum by (le, route) (rate(http_request_duration_seconds_bucket'
+        '{route!="/healthz", method=~"GET|POST"}[$__rate_interval]))) / on(job) '
+        'clamp_min(sum(jobs_in_progress), 1e-9)'
+    )
+    assert metrics == {"http_request_duration_seconds_bucket", "jobs_in_progress"}
+    assert labels == {"le", "route", "method", "job"}
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD.read_text())
+
+
+@pytest.fixture(scope="module")
+def datasource() -> dict[str, Any]:
+    provisioning = yaml.safe_load(
+        (GRAFANA / "provisioning/datasources/prometheus.yml").read_text())
+    assert provisioning["apiVersion"] == 1
+    (source,) = provisioning["datasources"]
+    return source
+
+
+def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    panels = []
+    for panel in dashboard["panels"]:
+        panels.append(panel)
+        panels.extend(panel.get("panels", []))  # collapsed rows hold their panels
+    return panels
+
+
+def test_datasource_points_at_compose_prometheus(
+    datasource: dict[str, Any], compose: dict[str, Any]
+) -> None:
+    assert datasource["type"] == "prometheus" and datasource["uid"]
+    url = urlsplit(datasource["url"])
+    assert url.hostname == "prometheus" and "prometheus" in compose["services"]
+    assert "9090:9090" in compose["services"]["prometheus"]["ports"]
+    assert url.port == 9090
+
+
+def test_dashboard_provider_matches_the_compose_mount(compose: dict[str, Any]) -> None:
+    provisioning = yaml.safe_load(
+        (GRAFANA / "provisioning/dashboards/switchyard.yml").read_text())
+    (provider,) = provisioning["providers"]
+    assert provider["type"] == "file"
+    mounts = dict(
+        v.split(":")[:2][::-1] for v in compose["services"]["grafana"]["volumes"]
+        if v.startswith("./")
+    )
+    source = mounts[provider["options"]["path"]]
+    assert (REPO / source / DASHBOARD.name).resolve() == DASHBOARD.resolve()
+    assert mounts["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
+
+
+def test_dashboard_layout(dashboard: dict[str, Any]) -> None:
+    assert dashboard["uid"] and dashboard["title"]
+    panels = _panels(dashboard)
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids)), "panel ids are unique"
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, panel["title"]
+
+
+def test_every_panel_queries_declared_metrics(
+    dashboard: dict[str, Any], datasource: dict[str, Any], metrics_declared: dict[str, Any]
+) -> None:
+    series = {s: decl for decl in metrics_declared.values() for s in decl.series()}
+    queried = 0
+    for panel in _panels(dashboard):
+        if panel["type"] == "row":
+            continue
+        title = panel["title"]
+        assert panel["datasource"]["uid"] == datasource["uid"], title
+        assert panel["targets"], f"{title}: no query"
+        for target in panel["targets"]:
+            assert target.get("datasource", panel["datasource"])["uid"] == datasource["uid"]
+            metrics, labels = promql_metrics_and_labels(target["expr"])
+            assert metrics, f"{title}: {target['expr']} queries no metric"
+            unknown = metrics - set(series)
+            assert not unknown, f"{title}: {sorted(unknown)} not declared in metrics.py"
+            known_labels = BUILTIN_LABELS.union(*(series[m].labels for m in metrics))
+            assert labels <= known_labels, (
+                f"{title}: labels {sorted(labels - known_labels)} are on none of {metrics}"
+            )
+            for metric in metrics:
+                if metric.endswith("_bucket"):
+                    assert "histogram_quantile" in target["expr"], title
+                if series[metric].kind == "Counter":
+                    assert re.search(r"\b(rate|irate|increase)\(\s*" + metric, target["expr"]), (
+                        f"{title}: a counter is graphed through rate() or increase()"
+                    )
+            queried += 1
+    assert queried >= 20
+
+
+def test_dashboard_covers_the_platform_metrics(
+    dashboard: dict[str, Any], metrics_declared: dict[str, Any]
+) -> None:
+    assert set(metrics_declared) >= REQUIRED_METRICS, "metrics.py lost a metric"
+    used: set[str] = set()
+    series = {s: name for name, decl in metrics_declared.items() for s in decl.series()}
+    for panel in _panels(dashboard):
+        for target in panel.get("targets", []):
+            used |= {series[m] for m in promql_metrics_and_labels(target["expr"])[0]}
+    assert used >= REQUIRED_METRICS, f"no panel for {sorted(REQUIRED_METRICS - used)}"
+    if "kafka_consumer_lag" in metrics_declared:
+        assert "kafka_consumer_lag" in used, "consumer lag is declared: give it a panel"

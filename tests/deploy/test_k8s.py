@@ -1,0 +1,321 @@
+"""deploy/k8s: the base and both overlays render, every rendered object validates
+against the Kubernetes OpenAPI schemas bundled with kubernetes-validate (strict, offline),
+and the manifests are wired the way the services and the images expect.
+
+Rendering uses the small kustomize loader in conftest.py; where ``kubectl`` is installed
+(it is on this project's machine image), its ``kubectl kustomize`` output must be the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy/k8s"
+TARGETS = {"base": K8S / "base", "dev": K8S / "overlays/dev", "prod": K8S / "overlays/prod"}
+KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+# Deployment -> (image/service, command, metrics port)
+APPS = {
+    "api": ("api", ["switchyard-api", "serve"], 8080),
+    "outbox-relay": ("api", ["switchyard-api", "relay"], 9100),
+    "batcher": ("batcher", ["switchyard-batcher"], 9100),
+    "image-worker": ("image-worker", ["switchyard-image-worker"], 9100),
+    "job-worker": ("job-worker", ["switchyard-job-worker"], 9100),
+    "health-checker": ("health-checker", ["switchyard-health-checker"], 9100),
+}
+
+
+def _key(resource: dict[str, Any]) -> tuple[str, str, str]:
+    meta = resource["metadata"]
+    return resource["kind"], meta.get("namespace", ""), meta["name"]
+
+
+@pytest.fixture(scope="module")
+def rendered(helpers: Any) -> dict[str, list[dict[str, Any]]]:
+    return {name: helpers.kustomize_build(path) for name, path in TARGETS.items()}
+
+
+def _index(resources: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["kind"], r["metadata"]["name"]): r for r in resources}
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_loader_matches_kubectl_kustomize(
+    target: str, rendered: dict[str, list[dict[str, Any]]], helpers: Any
+) -> None:
+    reference = helpers.kubectl_kustomize(TARGETS[target])
+    if reference is None:
+        pytest.skip("kubectl is not installed; the loader alone renders the overlays")
+    ours = {_key(r): r for r in rendered[target]}
+    theirs = {_key(r): r for r in reference}
+    assert sorted(ours) == sorted(theirs)
+    for key, resource in theirs.items():
+        assert ours[key] == resource, f"{key} renders differently"
+
+
+def test_loader_refuses_what_it_does_not_implement(helpers: Any, tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: []\ncommonLabels: {a: b}\n")
+    with pytest.raises(helpers.KustomizeError):
+        helpers.kustomize_build(tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        "resources: [cm.yaml]\npatches: [{path: patch.yaml}]\n")
+    (tmp_path / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+    (tmp_path / "patch.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n")
+    with pytest.raises(helpers.KustomizeError, match="matches 0"):
+        helpers.kustomize_build(tmp_path)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_manifests_validate(
+    target: str, version: str, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    errors = []
+    for resource in rendered[target]:
+        try:
+            kubernetes_validate.validate(resource, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.absolute_path)
+            errors.append(f"{_key(resource)} {path}: {exc.message}")
+    assert not errors, "\n".join(errors)
+
+
+def test_validator_rejects_a_broken_manifest(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    import copy
+
+    deployment = copy.deepcopy(_index(rendered["base"])[("Deployment", "batcher")])
+    deployment["spec"]["template"]["spec"]["terminationGracePeriod"] = 30
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def test_overlay_patches_target_base_resources(helpers: Any) -> None:
+    """Each patch names exactly one resource that the overlay's resources define."""
+    for name in ("dev", "prod"):
+        directory = TARGETS[name]
+        spec = yaml.safe_load((directory / "kustomization.yaml").read_text())
+        assert set(spec) <= helpers.SUPPORTED_KUSTOMIZATION_KEYS
+        base = helpers.kustomize_build(K8S / "base")
+        own = [doc for entry in spec["resources"] if (directory / entry).is_file()
+               for doc in yaml.safe_load_all((directory / entry).read_text()) if doc]
+        names = {(r["kind"], r["metadata"]["name"]) for r in base + own}
+        for patch_entry in spec.get("patches", []):
+            for patch in yaml.safe_load_all((directory / patch_entry["path"]).read_text()):
+                assert (patch["kind"], patch["metadata"]["name"]) in names, patch_entry
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+@pytest.mark.parametrize("deployment", sorted(APPS))
+def test_app_deployments(
+    target: str, deployment: str, rendered: dict[str, list[dict[str, Any]]], helpers: Any
+) -> None:
+    index = _index(rendered[target])
+    service_name, command, port = APPS[deployment]
+    resource = index[("Deployment", deployment)]
+    pod = resource["spec"]["template"]
+    spec = pod["spec"]
+    labels = pod["metadata"]["labels"]
+    selector = resource["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= labels.items()
+
+    (container,) = spec["containers"]
+    image_name = container["image"].rpartition(":")[0]
+    tag = container["image"].rpartition(":")[2]
+    assert image_name.endswith(f"switchyard/{service_name}") and tag and tag != "latest"
+    assert container["command"] == command
+    assert command[0] in helpers.image_scripts(service_name)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        http_get = container[probe]["httpGet"]
+        assert http_get["path"] == path, f"{deployment} {probe}"
+        assert ports[http_get["port"]] == port, f"{deployment} {probe} port"
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(port)
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+    resources = container["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(
+        resources["limits"])
+    assert spec["terminationGracePeriodSeconds"] >= 30
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] != 0
+    for each in spec["containers"] + spec.get("initContainers", []):
+        security = each["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True, each["name"]
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"]["drop"] == ["ALL"]
+        mounts = {m["mountPath"]: m["name"] for m in each.get("volumeMounts", [])}
+        assert "/tmp" in mounts, f"{each['name']}: a writable /tmp on a read-only root"
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert set(mounts.values()) <= set(volumes)
+        assert "emptyDir" in volumes[mounts["/tmp"]]
+        referenced = [
+            (kind, source[field]["name"])
+            for source in each["envFrom"]
+            for field, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret"))
+            if field in source
+        ]
+        assert ("ConfigMap", "switchyard-config") in referenced
+        assert ("Secret", "switchyard-secrets") in referenced
+        for ref in referenced:
+            assert ref in index, f"{deployment}: {ref} is not rendered"
+    for volume in spec["volumes"]:
+        claim = volume.get("persistentVolumeClaim")
+        if claim:
+            assert ("PersistentVolumeClaim", claim["claimName"]) in index
+
+    (service,) = [r for r in rendered[target] if r["kind"] == "Service"
+                  and r["metadata"]["name"] == deployment]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert {p["targetPort"] for p in service["spec"]["ports"]} <= set(ports)
+
+    if deployment == "api":
+        assert "replicas" not in resource["spec"], "the HPA owns the API's replicas"
+        assert spec["initContainers"][0]["command"] == ["switchyard", "db", "upgrade"]
+        assert container["lifecycle"]["preStop"]
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_api_autoscaling_and_disruption_budget(
+    target: str, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    index = _index(rendered[target])
+    labels = index[("Deployment", "api")]["spec"]["template"]["metadata"]["labels"]
+    hpa = index[("HorizontalPodAutoscaler", "api")]
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": "api"}
+    assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    pdb = index[("PodDisruptionBudget", "api")]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_migration_job(target: str, rendered: dict[str, list[dict[str, Any]]]) -> None:
+    jobs = [r for r in rendered[target] if r["kind"] == "Job"]
+    (job,) = jobs
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["switchyard", "db", "upgrade"]
+    assert "/switchyard/api:" in "/" + container["image"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
+    api_image = _index(rendered[target])[("Deployment", "api")]["spec"]["template"]["spec"][
+        "containers"][0]["image"]
+    assert container["image"] == api_image, "migrations come from the API's image"
+
+
+def _settings_env(resources: list[dict[str, Any]]) -> dict[str, str]:
+    index = _index(resources)
+    env = dict(index[("ConfigMap", "switchyard-config")]["data"])
+    env.update(index[("Secret", "switchyard-secrets")]["stringData"])
+    return env
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+@pytest.mark.parametrize("deployment", sorted(APPS))
+def test_configuration_loads_into_settings(
+    target: str, deployment: str, rendered: dict[str, list[dict[str, Any]]], helpers: Any,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """ConfigMap + Secret + the container's env: every name is a setting (Settings ignores
+    unknown ones), the values validate, and what the service writes is on a volume."""
+    index = _index(rendered[target])
+    spec = index[("Deployment", deployment)]["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    env = _settings_env(rendered[target])
+    env.update({e["name"]: e["value"] for e in container.get("env", [])})
+    for key in env:
+        assert helpers.is_setting(key), f"{key} is not a setting"
+    for key in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "ADMIN_TOKEN",
+                "ADMIN_PORT", "LOG_LEVEL", "MEDIA_ROOT", "SERVICE_NAME"):
+        assert env.get(key), key
+    assert env["SERVICE_NAME"] == deployment
+    settings = helpers.load_settings_from(env, monkeypatch, tmp_path)
+    # The container ports and probes checked above assume these values.
+    assert settings.admin_port == 9100
+    assert (settings.api.host, settings.api.port) == ("0.0.0.0", 8080)
+
+    written = {"image-worker": settings.media_root, "batcher": settings.batcher.jsonl_dir}
+    if deployment in written:
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        path = str(written[deployment])
+        assert path in mounts, f"{deployment} writes {path}, which is not mounted"
+        assert "persistentVolumeClaim" in volumes[mounts[path]], f"{path} must persist"
+
+
+def test_dev_overlay_runs_its_own_infrastructure(
+    rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    resources = rendered["dev"]
+    index = _index(resources)
+    env = _settings_env(resources)
+    for name, image in (("kafka", "apache/kafka:"), ("postgres", "postgres:17"),
+                        ("redis", "redis:7")):
+        statefulset = index[("StatefulSet", name)]
+        assert statefulset["spec"]["replicas"] == 1
+        (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+        assert container["image"].startswith(image)
+        assert statefulset["spec"]["volumeClaimTemplates"]
+        assert container.get("readinessProbe"), name
+        assert ("Service", name) in index
+    endpoints = {
+        "postgres": urlsplit(env["DATABASE_URL"]),
+        "redis": urlsplit(env["REDIS_URL"]),
+        "kafka": urlsplit("//" + env["KAFKA_BOOTSTRAP_SERVERS"]),
+    }
+    for name, url in endpoints.items():
+        assert url.hostname == name
+        service_ports = {p["port"] for p in index[("Service", name)]["spec"]["ports"]}
+        assert url.port in service_ports, f"{name}: {url.port} not in {service_ports}"
+    credentials = index[("Secret", "postgres-credentials")]["stringData"]
+    assert endpoints["postgres"].username == credentials["POSTGRES_USER"]
+    assert endpoints["postgres"].password == credentials["POSTGRES_PASSWORD"]
+    assert endpoints["postgres"].path.lstrip("/") == credentials["POSTGRES_DB"]
+    assert int(env["KAFKA__REPLICATION_FACTOR"]) <= index[("StatefulSet", "kafka")]["spec"][
+        "replicas"]
+
+    kafka_env = {e["name"]: e["value"] for e in index[("StatefulSet", "kafka")]["spec"][
+        "template"]["spec"]["containers"][0]["env"]}
+    assert set(kafka_env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert kafka_env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://kafka:{endpoints['kafka'].port}"
+    redis_command = index[("StatefulSet", "redis")]["spec"]["template"]["spec"]["containers"][
+        0]["command"]
+    assert redis_command[redis_command.index("--appendonly") + 1] == "yes"
+
+
+@pytest.mark.parametrize("target", ["dev", "prod"])
+def test_overlays_namespace_everything(
+    target: str, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    namespaces = [r["metadata"]["name"] for r in rendered[target] if r["kind"] == "Namespace"]
+    assert len(namespaces) == 1
+    for resource in rendered[target]:
+        if resource["kind"] != "Namespace":
+            assert resource["metadata"]["namespace"] == namespaces[0], _key(resource)
+
+
+def test_prod_overlay_pins_images_and_scales(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    index = _index(rendered["prod"])
+    for deployment in APPS:
+        spec = index[("Deployment", deployment)]["spec"]
+        tag = spec["template"]["spec"]["containers"][0]["image"].rpartition(":")[2]
+        assert tag not in ("latest", "dev", "")
+        if deployment != "api":
+            assert spec["replicas"] >= 2, deployment
+    assert index[("HorizontalPodAutoscaler", "api")]["spec"]["minReplicas"] >= 2
+    assert not any(r["kind"] == "StatefulSet" for r in rendered["prod"]), (
+        "production uses the platform's Kafka, PostgreSQL and Redis"
+    )
+
+
+def test_secret_placeholders_are_marked(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """The base ships no usable secret: every value says it must be replaced."""
+    secret = _index(rendered["base"])[("Secret", "switchyard-secrets")]
+    for key, value in secret["stringData"].items():
+        assert "CHANGE-ME" in value, key
