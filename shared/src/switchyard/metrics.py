@@ -68,6 +68,10 @@ events_published_total = Counter(
 events_consumed_total = Counter(
     "events_consumed_total", "Events handled by a consumer", ["topic", "group", "outcome"]
 )
+kafka_consumer_lag = Gauge(
+    "kafka_consumer_lag", "Records not yet committed by a consumer group",
+    ["topic", "group"], multiprocess_mode="livesum",
+)
 dead_letters_total = Counter("dead_letters_total", "Events sent to a dead-letter topic", ["topic"])
 outbox_pending = Gauge(
     "outbox_pending", "Outbox rows not yet published", multiprocess_mode="max"

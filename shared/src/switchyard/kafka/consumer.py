@@ -87,6 +87,7 @@ class ConsumerRunner:
         self._dlq = dlq_producer
         self._stop = stop
         self._assigned: set[tuple[str, int]] = set()
+        self._lag: dict[tuple[str, int], int] = {}
         self._consumer = Consumer({
             **common_config(settings, f"consumer-{group_id}"),
             "group.id": group_id,
@@ -135,8 +136,9 @@ class ConsumerRunner:
                 timeout = 0.5
             else:
                 timeout = options.max_wait_seconds - (time.monotonic() - first_at)
-                if timeout <= 0:
+                if timeout <= 0 or self._stop.is_set():
                     break
+                timeout = min(timeout, 0.5)  # a stop request must not wait for max_wait
             messages = self._consumer.consume(options.max_batch - len(batch), timeout)
             for message in messages:
                 error = message.error()
@@ -276,6 +278,22 @@ class ConsumerRunner:
         except Exception as exc:  # the records will come again; handlers are idempotent
             log.warning("offset commit failed; records will be redelivered",
                         group=self.group_id, error=str(exc))
+            return
+        self._record_lag(offsets)
+
+    def _record_lag(self, committed: list[TopicPartition]) -> None:
+        """Lag per topic from the high watermarks of the last fetch (no broker call)."""
+        for tp in committed:
+            try:
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            except Exception:  # no fetch yet for this partition: nothing to report
+                continue
+            self._lag[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        totals: dict[str, int] = {}
+        for (topic, _), lag in self._lag.items():
+            totals[topic] = totals.get(topic, 0) + lag
+        for topic, lag in totals.items():
+            metrics.kafka_consumer_lag.labels(topic, self.group_id).set(lag)
 
 
 def _position(message: Message) -> tuple[str, int, int]:
