@@ -26,6 +26,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("api", "batcher", "image-worker", "job-worker", "health-checker")
+# The one Dockerfile of every service image; `--build-arg SERVICE=<service>` picks one.
+DOCKERFILE = REPO / "services" / "Dockerfile"
 # The compose services that run Switchyard code, and the image each one runs.
 APP_SERVICES = {
     "migrate": "api",
@@ -97,10 +99,29 @@ class Dockerfile:
     path: Path
     stages: list[Stage]
     lines: list[str]
+    # ARGs declared before the first FROM, with their defaults (None: no default).
+    global_args: dict[str, str | None] = field(default_factory=dict)
+    # The --build-arg values the instructions were expanded with.
+    build_args: dict[str, str] = field(default_factory=dict)
+
+    def base_stage(self, stage: Stage) -> Stage | None:
+        """The earlier stage ``stage`` is built FROM, or None for an image."""
+        for candidate in self.stages[:stage.index]:
+            if candidate.name is not None and candidate.name.lower() == stage.base.lower():
+                return candidate
+        return None
 
     @property
     def final(self) -> Stage:
-        return self.stages[-1]
+        """The image the build produces: the last stage together with the stages it is
+        built FROM (their instructions first), as the image inherits their ENV, USER,
+        EXPOSE, HEALTHCHECK, CMD, ..."""
+        chain = [self.stages[-1]]
+        while (parent := self.base_stage(chain[-1])) is not None:
+            chain.append(parent)
+        last = chain[0]
+        instructions = [i for stage in reversed(chain) for i in stage.instructions]
+        return Stage(chain[-1].base, last.name, last.index, instructions)
 
     def stage(self, ref: str) -> Stage | None:
         for stage in self.stages:
@@ -124,8 +145,52 @@ def _split_flags(text: str) -> tuple[list[tuple[str, str]], str]:
     return flags, rest
 
 
-def parse_dockerfile(path: Path) -> Dockerfile:
-    """Instructions grouped by stage, with Docker's line-continuation and comment rules."""
+# Instructions whose arguments Docker expands with ARG (and ENV) values; RUN gets the
+# ARGs in its environment, where the shell expands them. Exec-form CMD, ENTRYPOINT and
+# HEALTHCHECK are not expanded at all.
+_EXPANDED = {"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER", "VOLUME",
+             "WORKDIR", "ONBUILD", "RUN"}
+_VARIABLE = re.compile(
+    r"\$(?:\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<op>[-+])(?P<word>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def expand_args(text: str, scope: dict[str, str]) -> str:
+    """``$X``, ``${X}``, ``${X:-word}`` and ``${X:+word}`` for the ARGs in ``scope``;
+    other variables (ENV ones such as ``$PATH``) are left as written."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group("name") or match.group("bare")
+        if name not in scope:
+            return match.group(0)
+        value, op, word = scope[name], match.group("op"), match.group("word") or ""
+        if op == "-":
+            return value or word
+        if op == "+":
+            return word if value else ""
+        return value
+
+    return _VARIABLE.sub(substitute, text)
+
+
+def _arg_declaration(rest: str) -> tuple[str, str | None]:
+    """``ARG NAME`` -> (NAME, None); ``ARG NAME=value`` -> (NAME, value)."""
+    name, sep, default = rest.strip().partition("=")
+    if not sep:
+        return name.strip(), None
+    words = shlex.split(default)
+    return name.strip(), words[0] if words else ""
+
+
+def parse_dockerfile(path: Path, build_args: dict[str, str] | None = None) -> Dockerfile:
+    """Instructions grouped by stage, with Docker's line-continuation and comment rules.
+
+    ARG references are expanded the way a build with ``build_args`` would expand them:
+    global ARGs (before the first FROM) in FROM lines, a stage's ARGs in the instructions
+    that follow their declaration; an ARG without value or default is empty.
+    """
+    build_args = dict(build_args or {})
     raw_lines = path.read_text().splitlines()
     logical: list[tuple[int, str]] = []
     buffer: list[str] = []
@@ -148,9 +213,25 @@ def parse_dockerfile(path: Path) -> Dockerfile:
         raise ValueError(f"{path}: the last instruction ends with a line continuation")
 
     stages: list[Stage] = []
+    global_args: dict[str, str | None] = {}
+    scope: dict[str, str] = {}
     for number, text in logical:
         keyword, _, remainder = text.partition(" ")
         keyword = keyword.upper()
+        if keyword == "ARG":
+            name, default = _arg_declaration(remainder)
+            if not stages:
+                global_args[name] = default
+                continue
+            global_default = global_args.get(name) if default is None else default
+            scope[name] = build_args.get(name, global_default or "")
+        elif keyword == "FROM":
+            scope = {}  # a stage sees no ARG it does not declare itself
+            remainder = expand_args(remainder, {
+                name: build_args.get(name, default or "") for name, default in global_args.items()
+            })
+        elif keyword in _EXPANDED:
+            remainder = expand_args(remainder, scope)
         if keyword == "HEALTHCHECK" or keyword in {"FROM", "COPY", "ADD", "RUN"}:
             flags, rest = _split_flags(remainder)
         else:
@@ -162,11 +243,9 @@ def parse_dockerfile(path: Path) -> Dockerfile:
             stages.append(Stage(words[0], name, len(stages), [instruction]))
         else:
             if not stages:
-                if keyword == "ARG":
-                    continue
                 raise ValueError(f"{path}:{number}: {keyword} before the first FROM")
             stages[-1].instructions.append(instruction)
-    return Dockerfile(path, stages, raw_lines)
+    return Dockerfile(path, stages, raw_lines, global_args, build_args)
 
 
 def env_of(instruction: Instruction) -> dict[str, str]:
@@ -606,7 +685,8 @@ def declared_metrics() -> dict[str, MetricDecl]:
 
 @pytest.fixture(scope="session")
 def dockerfiles() -> dict[str, Dockerfile]:
-    return {s: parse_dockerfile(REPO / "services" / s / "Dockerfile") for s in SERVICES}
+    """services/Dockerfile as each service's build sees it (``--build-arg SERVICE=...``)."""
+    return {s: parse_dockerfile(DOCKERFILE, {"SERVICE": s}) for s in SERVICES}
 
 
 @pytest.fixture(scope="session")

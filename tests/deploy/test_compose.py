@@ -120,7 +120,11 @@ def test_app_service_build_and_command(
     context = REPO / build["context"]
     assert context.resolve() == REPO, "build context is the workspace root"
     dockerfile = context / build["dockerfile"]
-    assert dockerfile.resolve() == (REPO / "services" / image_of / "Dockerfile").resolve()
+    assert dockerfile.resolve() == (REPO / "services" / "Dockerfile").resolve()
+    args = build.get("args") or {}
+    if isinstance(args, list):
+        args = dict(item.split("=", 1) for item in args)
+    assert args == {"SERVICE": image_of}, f"{name}: build args"
     assert service["image"].split(":")[0] == f"switchyard/{image_of}"
     command = service.get("command") or dockerfiles[image_of].final.last("CMD").json_args
     assert isinstance(command, list), f"{name}: exec-form command"

