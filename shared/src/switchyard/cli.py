@@ -130,8 +130,10 @@ def bench(names: tuple[str, ...], output: str, workdir: str) -> None:
 def _register_optional() -> None:
     """Commands whose modules pull heavier dependencies register themselves lazily."""
     from switchyard.devstack.cli import dev
+    from switchyard.loadcli import load
 
     main.add_command(dev)
+    main.add_command(load)
 
 
 _register_optional()

@@ -55,11 +55,11 @@ class CouponSettings(BaseModel):
 
     # for_update: a transaction per claim behind SELECT ... FOR UPDATE (the baseline);
     # conditional: INSERT the claim, then UPDATE ... WHERE remaining_amount > 0;
-    # fast: the Redis gate of facts PostgreSQL taught it, then group commit per coupon.
+    # fast: the gate of facts PostgreSQL committed, then group commit per coupon.
     strategy: Literal["for_update", "conditional", "fast"] = "fast"
-    redis_gate: bool = True
+    gate: bool = True
     max_batch: int = Field(default=256, ge=1, le=10_000)
-    # A sold-out coupon's claimants are copied to Redis only up to this many.
+    # Claimant ids of sold-out coupons cached: per coupon in Redis, in all in each process.
     gate_max_claimants: int = Field(default=100_000, ge=0, le=10_000_000)
     gate_ttl_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
     # After a Redis error the gate is skipped this long, so a dead Redis costs nothing.

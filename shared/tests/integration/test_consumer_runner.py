@@ -142,3 +142,40 @@ def test_poison_records_go_to_the_dlq_and_the_consumer_goes_on(
             values.append(message.value())
     raw.close()
     assert b"\xff not a cloud event" in values
+
+
+def test_undecoded_records_are_parsed_by_the_handler_and_bad_ones_dead_lettered_at_once(
+    settings: Settings, producer: EventProducer, topic: str
+) -> None:
+    producer.publish([OutgoingRecord(topic, b"\xff not a cloud event", b"k")])
+    _publish(producer, topic, ["ok-1", "ok-2"])
+    handled: list[str] = []
+    calls: list[int] = []
+    done = threading.Event()
+
+    def handler(events: list[ConsumedEvent]) -> None:
+        calls.append(len(events))
+        handled.extend(e.event.data["v"] for e in events)  # InvalidEvent for the bad one
+        if "ok-2" in handled:
+            done.set()
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    _run_until(settings, topic, group, producer, handler, done,
+               RunnerOptions(max_batch=10, max_wait_seconds=0.3, max_attempts=5,
+                             backoff_base_seconds=0.05, backoff_cap_seconds=0.1,
+                             decode=False))
+    assert {"ok-1", "ok-2"} <= set(handled)
+    raw = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
+                    "group.id": f"raw-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"})
+    partitions = raw.list_topics(dlq_name(topic), timeout=10).topics[dlq_name(topic)].partitions
+    raw.assign([TopicPartition(dlq_name(topic), p, 0) for p in partitions])
+    dead: list[tuple[bytes | None, dict[str, bytes]]] = []
+    for _ in range(80):
+        message = raw.poll(0.25)
+        if message is not None and not message.error():
+            dead.append((message.value(), dict(message.headers() or [])))
+    raw.close()
+    assert [value for value, _ in dead] == [b"\xff not a cloud event"]
+    assert dead[0][1]["dlq-error-type"] == b"InvalidEvent"
+    assert calls.count(1) <= 3, "an undecodable record is dead-lettered without retries"
+    assert _committed(settings, group, topic) == 3

@@ -11,11 +11,12 @@ from switchyard.config import Settings, get_settings
 from switchyard.logging import configure_logging
 from switchyard_api.coupons.routes import coupons
 from switchyard_api.http import problems, request_context
+from switchyard_api.ingest.routes import ingest
 from switchyard_api.ops import ops
 from switchyard_api.services import ApiServices
 from switchyard_api.users.routes import users
 
-BLUEPRINTS = (ops, users, coupons)
+BLUEPRINTS = (ops, users, coupons, ingest)
 
 
 def create_app(settings: Settings | None = None) -> Flask:

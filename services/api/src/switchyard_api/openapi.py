@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from switchyard_api.coupons import openapi as coupons_openapi
+from switchyard_api.ingest import openapi as ingest_openapi
 from switchyard_api.openapi_parts import PROBLEM_SCHEMA, problem_response
 from switchyard_api.users import openapi as users_openapi
 
-FRAGMENTS = (users_openapi.OPENAPI, coupons_openapi.OPENAPI)
+FRAGMENTS = (users_openapi.OPENAPI, coupons_openapi.OPENAPI, ingest_openapi.OPENAPI)
 
 OPS_PATHS: dict[str, Any] = {
     "/healthz": {"get": {"summary": "Liveness", "tags": ["ops"],

@@ -14,6 +14,7 @@ from switchyard.config import Settings
 from switchyard.db.engine import create_engine
 from switchyard.kafka.producer import EventProducer
 from switchyard.readiness import Readiness, kafka_check, postgres_check, redis_check
+from switchyard.redis_client import fail_fast_client
 
 T = TypeVar("T")
 
@@ -35,8 +36,7 @@ class ApiServices:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=2,
-                                    socket_connect_timeout=2, health_check_interval=30)
+        return fail_fast_client(self.settings.redis_url)
 
     @cached_property
     def producer(self) -> EventProducer:

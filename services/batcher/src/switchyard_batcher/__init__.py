@@ -1,1 +1,1 @@
-"""The batcher service."""
+"""The batcher: log and health events from Kafka, in batches, into PostgreSQL and files."""

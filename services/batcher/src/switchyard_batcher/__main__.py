@@ -1,13 +1,14 @@
-"""Entry point: `switchyard-batcher`."""
+"""Entry point: ``switchyard-batcher``."""
 
 from __future__ import annotations
 
-from switchyard.service import idle_until_stopped, run_worker
+from switchyard.service import run_worker
 
 
 def main() -> None:
-    # No work of its own yet: it starts, reports its dependencies, and stops cleanly.
-    run_worker("batcher", idle_until_stopped)
+    from switchyard_batcher.service import run
+
+    run_worker("batcher", run, needs=("postgres", "kafka"))
 
 
 if __name__ == "__main__":

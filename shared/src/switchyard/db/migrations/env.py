@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import context
+
 from switchyard.db.models import Base
 
 # Several services may start at once and each may run migrations; one at a time.
