@@ -11,15 +11,8 @@ import click
 import orjson
 import sqlalchemy as sa
 
-from switchyard.config import ConfigError, Settings, load_settings
+from switchyard.cli_settings import cli_settings
 from switchyard.logging import configure_logging
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings(service_name="cli")
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -38,7 +31,7 @@ def db_upgrade(revision: str) -> None:
     """Create the database if needed and apply migrations."""
     from switchyard.db.migrate import upgrade
 
-    settings = _settings()
+    settings = cli_settings()
     configure_logging("cli", settings.log_level, "console")
     upgrade(settings, revision)
     click.echo(f"database migrated to {revision}")
@@ -57,7 +50,7 @@ def users_list(limit: int, as_json: bool) -> None:
     from switchyard.db.engine import create_engine
     from switchyard.db.models import User
 
-    engine = create_engine(_settings(), pool_size=1)
+    engine = create_engine(cli_settings(), pool_size=1)
     with engine.connect() as connection:
         rows = connection.execute(
             sa.select(User.__table__).order_by(User.id).limit(limit)
@@ -83,7 +76,7 @@ def topics_list() -> None:
     """The topic catalogue, with the names used on this cluster."""
     from switchyard.kafka.topics import CATALOGUE, dlq_name, topic_name
 
-    settings = _settings()
+    settings = cli_settings()
     for topic in CATALOGUE:
         name = topic_name(settings, topic)
         dlq = dlq_name(name) if topic.has_dlq else "-"
@@ -99,7 +92,7 @@ def topics_tail(topic: str, follow: bool, from_beginning: bool) -> None:
     from switchyard.kafka.tail import iter_records
     from switchyard.kafka.topics import topic_name
 
-    settings = _settings()
+    settings = cli_settings()
     name = topic_name(settings, topic)
     try:
         for record in iter_records(settings, name, from_beginning=from_beginning, follow=follow):

@@ -11,7 +11,7 @@ import click
 import orjson
 import sqlalchemy as sa
 
-from switchyard.config import ConfigError, Settings, load_settings
+from switchyard.cli_settings import cli_settings
 from switchyard.loadgen import LoadResult, Request, run_load
 
 TABLES = {"logs": "logs", "health": "health_pings"}
@@ -62,13 +62,6 @@ def _report(result: LoadResult) -> None:
                + (f"   errors {summary['errors']}" if result.errors else ""))
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings(service_name="load")
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 @click.group()
 def load() -> None:
     """Generate load against the API and measure it end to end."""
@@ -88,7 +81,7 @@ def _command(kind: str) -> click.Command:
     @click.option("--timeout", default=600.0, show_default=True, help="for --wait, seconds")
     def command(count: int, concurrency: int, batch: int, url: str | None, service_count: int,
                 wait: bool, timeout: float) -> None:
-        settings = _settings()
+        settings = cli_settings("load")
         url = (url or f"http://{settings.api.host}:{settings.api.port}").rstrip("/")
         run = uuid.uuid4().hex[:8]
         services = [f"load-{run}-{n}" for n in range(service_count)]
