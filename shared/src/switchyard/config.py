@@ -91,7 +91,7 @@ class TopicBatchSettings(BaseModel):
     max_size: int = Field(default=2_000, ge=1, le=100_000)
     max_wait_seconds: float = Field(default=0.2, gt=0, le=60)
     # Consumer threads (group members) for the topic; each writes its own batches.
-    workers: int = Field(default=2, ge=1, le=64)
+    workers: int = Field(default=3, ge=1, le=64)
 
 
 class BatcherSettings(BaseModel):

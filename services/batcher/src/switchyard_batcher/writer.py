@@ -27,7 +27,6 @@ from switchyard_batcher.records import to_records
 log = get_logger(__name__)
 
 LATENCY_SAMPLE = 10
-_W = {'to_records': 0.0, 'pg': 0.0, 'wait_jsonl': 0.0, 'observe': 0.0}
 
 
 class GuardedSink:
@@ -75,30 +74,20 @@ class BatchWriter:
         self._seen = 0  # records written; racy across workers, which only shifts a sample
 
     def __call__(self, events: list[ConsumedEvent]) -> None:
-        _t = time.perf_counter()
         records = to_records(events)
-        _W["to_records"] += time.perf_counter() - _t
         futures: list[Future[None]] = [self._pool.submit(s.write, records) for s in self.sinks[1:]]
         errors: list[Exception] = []
-        _t = time.perf_counter()
         try:
             self.sinks[0].write(records)
         except Exception as exc:
             errors.append(exc)
-        _W["pg"] += time.perf_counter() - _t
-        _t = time.perf_counter()
         for future in futures:
             error = future.exception()
             if isinstance(error, Exception):
                 errors.append(error)
-        _W["wait_jsonl"] += time.perf_counter() - _t
         if errors:
             self._raise(errors)
-        _t = time.perf_counter()
         self._observe(records)
-        _W["observe"] += time.perf_counter() - _t
-        from switchyard.kafka import consumer as _c
-        _c._PROF.update({"w_" + k: round(v, 2) for k, v in _W.items()})
 
     def _raise(self, errors: list[Exception]) -> None:
         # A dependency failure wins: the whole batch is retried, not split record by record.

@@ -40,7 +40,6 @@ from switchyard.lifecycle import StopSignal
 from switchyard.logging import bind_context, get_logger
 
 log = get_logger(__name__)
-_PROF = {'decode': 0.0, 'handle': 0.0, 'commit': 0.0}
 
 
 class ConsumedEvent:
@@ -143,18 +142,10 @@ class ConsumerRunner:
                                  on_revoke=self._on_revoke, on_lost=self._on_revoke)
         log.info("consumer started", group=self.group_id, topics=self.topics)
         try:
-            import sys as _s
-            _acc = {"gather": 0.0, "process": 0.0, "n": 0, "rows": 0}
             while not self._stop.is_set():
-                _t0 = time.perf_counter()
                 batch = self._gather()
-                _t1 = time.perf_counter()
                 if batch:
                     self._process(batch)
-                    _t2 = time.perf_counter()
-                    _acc["gather"] += _t1 - _t0; _acc["process"] += _t2 - _t1; _acc["n"] += 1; _acc["rows"] += len(batch)
-                    if _acc["n"] % 20 == 0:
-                        print("TIMING", self.group_id, _acc, _PROF, flush=True, file=_s.stderr)
         finally:
             self._consumer.close()  # leaves the group so partitions move at once
             log.info("consumer stopped", group=self.group_id)
@@ -202,7 +193,6 @@ class ConsumerRunner:
 
     # -- processing ------------------------------------------------------------------
     def _process(self, messages: list[Message]) -> None:
-        _t00 = time.perf_counter()
         events: list[ConsumedEvent] = []
         parse = self.options.decode
         for message in messages:
@@ -210,12 +200,9 @@ class ConsumerRunner:
                 events.append(_decode(message, parse))
             except InvalidEvent as exc:
                 self._dead_letter(message, exc)
-        _t = time.perf_counter()
         if events and not self._handle_batch(events):
             return  # stopped while a dependency was down: leave it uncommitted
-        _h = time.perf_counter()
         self._commit(messages)
-        _PROF["decode"] += _t - _t00; _PROF["handle"] += _h - _t; _PROF["commit"] += time.perf_counter() - _h
 
     def _handle_batch(self, events: list[ConsumedEvent]) -> bool:
         """Hand ``events`` over until done; False if stopped before that."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -29,8 +29,9 @@ class ProducerBusy(PublishError):
     """The bounded buffer to Kafka is full; retry later."""
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingRecord:
+class OutgoingRecord(NamedTuple):
+    """One record to produce; a named tuple because the API builds one per event."""
+
     topic: str
     value: bytes
     key: bytes | None = None
@@ -38,25 +39,35 @@ class OutgoingRecord:
 
 
 class DeliveryBatch:
-    """Tracks the acknowledgements of records produced together."""
+    """Tracks the acknowledgements of records produced together.
 
-    def __init__(self, expected: int) -> None:
-        self._remaining = expected
+    The delivery callback runs once per record on the poll thread, so it only counts;
+    ``events_published_total`` is incremented once per topic when the last report came.
+    """
+
+    def __init__(self, sent: dict[str, int]) -> None:
+        self._sent = sent  # topic -> records produced
+        self._remaining = sum(sent.values())
         self._errors: list[str] = []
+        self._failed: dict[str, int] = {}
         self._lock = threading.Lock()
         self._done = threading.Event()
-        if expected == 0:
+        if self._remaining == 0:
             self._done.set()
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         with self._lock:
             if error is not None:
-                self._errors.append(f"{message.topic()}: {error.str()}")
-            else:
-                metrics.events_published_total.labels(message.topic()).inc()
+                topic = message.topic() or ""
+                self._errors.append(f"{topic}: {error.str()}")
+                self._failed[topic] = self._failed.get(topic, 0) + 1
             self._remaining -= 1
-            if self._remaining <= 0:
-                self._done.set()
+            if self._remaining > 0:
+                return
+        for topic, count in self._sent.items():
+            if delivered := count - self._failed.get(topic, 0):
+                metrics.events_published_total.labels(topic).inc(delivered)
+        self._done.set()
 
     def wait(self, timeout: float) -> None:
         if not self._done.wait(timeout):
@@ -95,13 +106,17 @@ class EventProducer:
         over before the buffer filled may still be delivered; callers that need all-or-none
         visibility pair this with idempotent consumers (event ids).
         """
-        batch = DeliveryBatch(len(records))
+        sent: dict[str, int] = {}
+        for record in records:
+            sent[record.topic] = sent.get(record.topic, 0) + 1
+        batch = DeliveryBatch(sent)
+        produce, on_delivery = self._producer.produce, batch._on_delivery
         for index, record in enumerate(records):
             try:
-                self._producer.produce(
-                    record.topic, value=record.value, key=record.key,
-                    headers=list(record.headers), on_delivery=batch._on_delivery,
-                )
+                produce(record.topic, value=record.value, key=record.key,
+                        # confluent-kafka takes only a list; most callers already built one.
+                        headers=headers if isinstance(headers := record.headers, list)
+                        else list(headers), on_delivery=on_delivery)
             except BufferError:
                 raise ProducerBusy(
                     f"producer buffer full after {index} of {len(records)} records"

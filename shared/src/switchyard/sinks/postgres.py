@@ -13,7 +13,7 @@ import io
 import operator
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import psycopg2
@@ -69,15 +69,17 @@ def copy_rows(kind: Kind, records: Sequence[Record]) -> bytes:
     whole text is checked at once (a few scans in C) instead of field by field; only rows
     that fail the check (or hold a None or a non-string) are formatted field by field.
     """
+    tabs = len(TABLES[kind][1])
     raw = _RAW_ROWS.get(kind)
-    lines = raw(records) if raw is not None else [None] * len(records)
-    text = "\n".join([*(line or "" for line in lines), ""])
-    if None in lines or not _plain(text, len(TABLES[kind][1]) * len(records), len(records)):
-        lines = [line if line is not None and _plain(line + "\n", len(TABLES[kind][1]), 1)
-                 else _escaped_row(kind, record) for line, record in zip(lines, records,
-                                                                       strict=True)]
-        text = "\n".join([*lines, ""])
-    return text.encode()
+    candidates = raw(records) if raw is not None else [None] * len(records)
+    if None not in candidates:
+        text = "\n".join([*cast(list[str], candidates), ""])
+        if _plain(text, tabs * len(records), len(records)):
+            return text.encode()
+    lines = [line if line is not None and _plain(line + "\n", tabs, 1)
+             else _escaped_row(kind, record)
+             for line, record in zip(candidates, records, strict=True)]
+    return "\n".join([*lines, ""]).encode()
 
 
 def _plain(text: str, tabs: int, newlines: int) -> bool:
