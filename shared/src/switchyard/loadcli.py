@@ -12,6 +12,7 @@ import orjson
 import sqlalchemy as sa
 
 from switchyard.cli_settings import cli_settings
+from switchyard.db.engine import create_engine
 from switchyard.loadgen import LoadResult, Request, run_load
 
 TABLES = {"logs": "logs", "health": "health_pings"}
@@ -46,9 +47,19 @@ def wait_until_stored(engine: sa.Engine, kind: str, services: list[str], expecte
                       timeout: float) -> float | None:
     """Seconds until ``expected`` rows are readable, or None after ``timeout``."""
     started = time.monotonic()
+    warned = False
     while time.monotonic() - started < timeout:
-        if count_stored(engine, kind, services) >= expected:
-            return time.monotonic() - started
+        try:
+            if count_stored(engine, kind, services) >= expected:
+                return time.monotonic() - started
+        except sa.exc.OperationalError as exc:
+            # PostgreSQL down is a scenario worth measuring, not a reason to stop counting.
+            if not warned:
+                click.echo(f"PostgreSQL unreachable, still waiting: {exc.orig}".strip(),
+                           err=True)
+                warned = True
+            time.sleep(1.0)
+            continue
         time.sleep(0.1)
     return None
 
@@ -93,7 +104,10 @@ def _command(kind: str) -> click.Command:
         _report(result)
         if not wait or not result.events_accepted:
             return
-        engine = sa.create_engine(settings.sqlalchemy_url, poolclass=sa.pool.NullPool)
+        # Timeouts everywhere: a PostgreSQL outage during the wait must end in a retry,
+        # never in a connection that hangs.
+        engine = create_engine(settings, poolclass=sa.pool.NullPool, connect_args={
+            "connect_timeout": 5, "options": "-c statement_timeout=10000"})
         try:
             drained = wait_until_stored(engine, kind, services, result.events_accepted, timeout)
         finally:

@@ -19,6 +19,9 @@ def create_engine(settings: Settings, **overrides: object) -> sa.Engine:
             "application_name": settings.service_name,
         },
     }
+    if "poolclass" in overrides:  # sizes belong to the default QueuePool only
+        options.pop("pool_size")
+        options.pop("max_overflow")
     options.update(overrides)
     return sa.create_engine(settings.sqlalchemy_url, **options)
 
