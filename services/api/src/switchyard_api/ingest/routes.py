@@ -4,6 +4,7 @@ PostgreSQL)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -52,38 +53,45 @@ def _parts() -> _Parts:
     return services.part("ingest", _Parts)
 
 
-def _accepted(count: int) -> Response:
-    return json_response({"accepted": count}, 202)
+def _publish(kind: str, parser: BodyParser[Any], topic: str, event_type: str,
+             data: Callable[[Any, str], dict[str, Any]]) -> Response:
+    """Parse the body whole, publish every item (or none), answer 202 with the count."""
+    metrics.ingest_requests_total.labels(kind).inc()
+    parts = _parts()
+    items = _parsed(parser, kind)
+    received = received_now()
+    parts.ingestor.publish(kind, topic, event_type,
+                           [(item.id, data(item, received)) for item in items],
+                           current_request_id(), received)
+    return json_response({"accepted": len(items)}, 202)
+
+
+def _log_data(item: LogIn, received: str) -> dict[str, Any]:
+    return {
+        "service": item.service, "level": item.level, "message": item.message,
+        "timestamp": item.timestamp.isoformat() if item.timestamp else received,
+        "attributes": item.attributes, "received_at": received,
+    }
+
+
+def _ping_data(item: HealthIn, received: str) -> dict[str, Any]:
+    return {
+        "service": item.service, "status": item.status, "latency_ms": item.latency_ms,
+        "timestamp": item.timestamp.isoformat() if item.timestamp else received,
+        "details": item.details, "received_at": received,
+    }
 
 
 @ingest.post("/logs")
 def post_logs() -> Response:
-    metrics.ingest_requests_total.labels("logs").inc()
     parts = _parts()
-    items = _parsed(parts.logs, "logs")
-    received = received_now()
-    parts.ingestor.publish("logs", parts.logs_topic, "log.received", [
-        (item.id, {
-            "service": item.service, "level": item.level, "message": item.message,
-            "timestamp": item.timestamp.isoformat() if item.timestamp else received,
-            "attributes": item.attributes, "received_at": received,
-        }) for item in items], current_request_id(), received)
-    return _accepted(len(items))
+    return _publish("logs", parts.logs, parts.logs_topic, "log.received", _log_data)
 
 
 @ingest.post("/health")
 def post_health() -> Response:
-    metrics.ingest_requests_total.labels("health").inc()
     parts = _parts()
-    items = _parsed(parts.pings, "health")
-    received = received_now()
-    parts.ingestor.publish("health", parts.health_topic, "health.reported", [
-        (item.id, {
-            "service": item.service, "status": item.status, "latency_ms": item.latency_ms,
-            "timestamp": item.timestamp.isoformat() if item.timestamp else received,
-            "details": item.details, "received_at": received,
-        }) for item in items], current_request_id(), received)
-    return _accepted(len(items))
+    return _publish("health", parts.pings, parts.health_topic, "health.reported", _ping_data)
 
 
 def _parsed(parser: BodyParser[Any], kind: str) -> list[Any]:
