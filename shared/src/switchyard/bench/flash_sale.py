@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from switchyard.bench.stack import api_port, bench_settings, script, service
+from switchyard.bench.stack import bench_settings, script, service
+from switchyard.devstack.processes import free_port
 from switchyard.loadgen import LoadResult, Request, run_load
 
 NAME = "flash_sale"
@@ -104,7 +105,7 @@ def run(workdir: Path) -> str:
     rows: list[dict[str, Any]] = []
     with bench_settings(workdir) as settings:
         for strategy in STRATEGIES:
-            port = api_port()
+            port = free_port()
             env = {"API__HOST": "127.0.0.1", "API__PORT": str(port),
                    "API__WORKERS": str(WORKERS), "API__THREADS": str(THREADS),
                    "COUPONS__STRATEGY": strategy}

@@ -7,11 +7,11 @@ import os
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from switchyard.config import Settings
-from switchyard.devstack.processes import free_port, spawn, stop_process
+from switchyard.devstack.processes import spawn, stop_process
 from switchyard.testing.infra import provide_infra, session_settings, settings_env
 
 
@@ -44,15 +44,11 @@ def service(argv: Sequence[str], settings: Settings, env: dict[str, str] | None 
         out.close()
 
 
-def api_port() -> int:
-    return free_port()
-
-
 def wait_until_ok(url: str, timeout: float = 60.0,
-                  process_alive: object = lambda: True) -> None:
+                  process_alive: Callable[[], bool] = lambda: True) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if callable(process_alive) and not process_alive():
+        if not process_alive():
             raise RuntimeError(f"process behind {url} exited")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
