@@ -1,7 +1,10 @@
 # Switchyard — every command a developer needs. `make help` lists them.
 SHELL := /bin/bash
 PYTHON ?= python3
-# uv is installed into var/tools on first use when it is not on PATH.
+# uv is installed into var/tools on first use when it is not on PATH; that directory is
+# on PATH (last, so it never shadows python3) for every recipe, so tests that run `uv`
+# themselves find it too.
+export PATH := $(PATH):$(CURDIR)/var/tools/bin
 UV := $(shell command -v uv 2>/dev/null || echo var/tools/bin/uv)
 RUN := $(UV) run --frozen
 
@@ -30,7 +33,7 @@ test-unit: bootstrap ## only the tests that need no servers
 
 lint: bootstrap ## ruff and mypy
 	$(RUN) ruff check .
-	$(RUN) mypy shared/src services/*/src
+	$(RUN) mypy shared/src services/*/src devtools/src
 
 format: bootstrap ## apply ruff's formatting and import order
 	$(RUN) ruff check --fix .

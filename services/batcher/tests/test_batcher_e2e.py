@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from switchyard.config import Settings
 from switchyard.db.migrate import upgrade
-from switchyard.devstack.infra import start_postgres
-from switchyard.loadgen import Request, run_load
+from switchyard_devtools.load.generator import Request, run_load
+from switchyard_devtools.stack.infra import start_postgres
 
 from .conftest import Batcher, count_rows, wait_for_rows
 

@@ -1,6 +1,9 @@
-"""The ``switchyard`` command: operate and inspect a Switchyard stack.
+"""The ``switchyard`` operator command: migrate, inspect topics, list users.
 
-Sub-commands are small modules; this file only wires them together.
+It works in every service image: it needs nothing beyond this library. Dev-only commands
+(``switchyard dev``, ``bench``, ``load``) come from the ``switchyard-devtools`` workspace
+member through the ``switchyard.commands`` entry-point group, and exist only where it is
+installed (the workspace's own environment, never an image).
 """
 
 from __future__ import annotations
@@ -106,27 +109,19 @@ def topics_tail(topic: str, follow: bool, from_beginning: bool) -> None:
         sys.exit(0)
 
 
-@main.command()
-@click.argument("names", nargs=-1)
-@click.option("--output", default="bench/results.md", show_default=True, type=click.Path())
-@click.option("--workdir", default="var/bench", show_default=True, type=click.Path())
-def bench(names: tuple[str, ...], output: str, workdir: str) -> None:
-    """Run the benchmarks (all, or NAMES) and write the figures to OUTPUT."""
-    from pathlib import Path
-
-    from switchyard.bench import run_benchmarks
-
-    configure_logging("bench", "warning", "console")
-    click.echo(run_benchmarks(list(names), Path(output), Path(workdir)))
+PLUGIN_GROUP = "switchyard.commands"
 
 
-def _register_optional() -> None:
-    """Commands whose modules pull heavier dependencies register themselves lazily."""
-    from switchyard.devstack.cli import dev
-    from switchyard.loadcli import load
+def _register_plugins() -> None:
+    """Commands other installed distributions add (``switchyard-devtools``: dev, bench,
+    load). Service images install none, so there ``switchyard`` has the operator
+    commands above only."""
+    from importlib.metadata import entry_points
 
-    main.add_command(dev)
-    main.add_command(load)
+    for entry in entry_points(group=PLUGIN_GROUP):
+        command = entry.load()
+        if isinstance(command, click.Command):
+            main.add_command(command, entry.name)
 
 
-_register_optional()
+_register_plugins()

@@ -17,7 +17,7 @@ from switchyard.kafka.producer import EventProducer
 from switchyard.kafka.tail import iter_records, wait_for_records
 from switchyard.kafka.topics import USERS, topic_name
 from switchyard.outbox import OutboxRelay, add_event
-from switchyard.testing.infra import settings_env
+from switchyard_devtools.testing.infra import settings_env
 
 pytestmark = pytest.mark.integration
 

@@ -10,14 +10,14 @@ import urllib.request
 import pytest
 import sqlalchemy as sa
 
-from switchyard.bench.stack import script
 from switchyard.config import Settings
-from switchyard.devstack.processes import free_port, spawn, wait_for_port
 from switchyard.events import CloudEvent
 from switchyard.kafka.tail import wait_for_records
 from switchyard.kafka.topics import USERS, topic_name
 from switchyard.outbox import add_event
-from switchyard.testing.infra import settings_env
+from switchyard_devtools.bench.stack import script
+from switchyard_devtools.stack.processes import free_port, spawn, wait_for_port
+from switchyard_devtools.testing.infra import settings_env
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from switchyard.config import Settings
-from switchyard.testing.infra import settings_env
+from switchyard_devtools.testing.infra import settings_env
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from switchyard.backoff import backoff_delay
-from switchyard.loadgen import percentile
+from switchyard_devtools.load.generator import percentile
 
 
 def test_backoff_grows_exponentially_and_is_capped() -> None:

@@ -19,9 +19,9 @@ import aiohttp
 import httpx
 import pytest
 
-from switchyard.bench.stack import script, service
 from switchyard.config import Settings
-from switchyard.devstack.processes import free_port
+from switchyard_devtools.bench.stack import script, service
+from switchyard_devtools.stack.processes import free_port
 
 STRATEGIES = ("fast", "for_update", "conditional")
 _names = itertools.count()

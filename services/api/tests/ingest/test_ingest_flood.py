@@ -14,11 +14,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from switchyard.bench.stack import script, service
 from switchyard.config import Settings
-from switchyard.devstack.processes import free_port
 from switchyard.kafka.tail import iter_records
 from switchyard.kafka.topics import LOGS, topic_name
+from switchyard_devtools.bench.stack import script, service
+from switchyard_devtools.stack.processes import free_port
 
 pytestmark = pytest.mark.integration
 PER_REQUEST = 10

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from switchyard.bench.stack import script, service
 from switchyard.config import Settings
-from switchyard.devstack.processes import free_port
 from switchyard.kafka.tail import wait_for_records
 from switchyard.kafka.topics import USERS, topic_name
+from switchyard_devtools.bench.stack import script, service
+from switchyard_devtools.stack.processes import free_port
 
 pytestmark = pytest.mark.integration
 

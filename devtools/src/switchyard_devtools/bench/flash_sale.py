@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from switchyard.bench.stack import bench_settings, script, service
-from switchyard.devstack.processes import free_port
-from switchyard.loadgen import LoadResult, Request, run_load
+from switchyard_devtools.bench.stack import bench_settings, script, service
+from switchyard_devtools.load.generator import LoadResult, Request, run_load
+from switchyard_devtools.stack.processes import free_port
 
 NAME = "flash_sale"
 STRATEGIES = ("for_update", "conditional", "fast")

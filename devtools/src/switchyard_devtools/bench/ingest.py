@@ -25,12 +25,12 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from switchyard.bench.stack import bench_settings, script, service, wait_until_ok
 from switchyard.config import Settings
-from switchyard.devstack.processes import free_port
-from switchyard.loadcli import requests as load_requests
-from switchyard.loadgen import Request, run_load
 from switchyard.sinks.postgres import column_list
+from switchyard_devtools.bench.stack import bench_settings, script, service, wait_until_ok
+from switchyard_devtools.load.cli import requests as load_requests
+from switchyard_devtools.load.generator import Request, run_load
+from switchyard_devtools.stack.processes import free_port
 
 NAME = "ingest"
 SERVICES = [f"bench-{n}" for n in range(24)]
@@ -203,7 +203,7 @@ def run(workdir: Path) -> str:
         api_env = {"BATCHER__JSONL_DIR": str(workdir / "sinks")}
         engine = sa.create_engine(settings.sqlalchemy_url, poolclass=sa.pool.NullPool)
         bare_argv = [script("gunicorn"), "-c", "python:switchyard_api.gunicorn_conf",
-                     "switchyard.bench.ingest:bare_app()"]
+                     "switchyard_devtools.bench.ingest:bare_app()"]
         single: dict[str, float] = {}
         for label, argv in (("bare Flask", bare_argv), ("POST /logs", None)):
             context, url = _api(settings, workdir, api_env, argv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from switchyard.devstack.output import Console, LineBuffer
+from switchyard_devtools.stack.output import Console, LineBuffer
 
 
 def test_line_buffer_keeps_the_unfinished_tail_for_later() -> None:

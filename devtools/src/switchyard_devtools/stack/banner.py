@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from switchyard.config import DEV_CONFIG_FILE
-from switchyard.devstack.output import Console
-from switchyard.devstack.services import API, ServiceSpec
-from switchyard.devstack.stack import AdminToken, Backing, redact
+from switchyard_devtools.stack.output import Console
+from switchyard_devtools.stack.services import API, ServiceSpec
+from switchyard_devtools.stack.stack import AdminToken, Backing, redact
 
 _NOTES = {
     "postgres": "embedded; data kept in {dir}/postgres",

@@ -13,10 +13,11 @@ from types import FrameType
 import click
 
 from switchyard.config import DEV_CONFIG_FILE, load_settings
-from switchyard.devstack.banner import Banner
-from switchyard.devstack.output import Console
-from switchyard.devstack.services import API, NAMES, RELAY, ServiceSpec, build_specs
-from switchyard.devstack.stack import (
+from switchyard.logging import configure_logging
+from switchyard_devtools.stack.banner import Banner
+from switchyard_devtools.stack.output import Console
+from switchyard_devtools.stack.services import API, NAMES, RELAY, ServiceSpec, build_specs
+from switchyard_devtools.stack.stack import (
     CONFIG_NAME,
     AlreadyRunning,
     Backing,
@@ -25,8 +26,7 @@ from switchyard.devstack.stack import (
     provide_backing,
     write_config,
 )
-from switchyard.devstack.supervisor import Signals, Supervisor
-from switchyard.logging import configure_logging
+from switchyard_devtools.stack.supervisor import Signals, Supervisor
 
 
 @click.command()

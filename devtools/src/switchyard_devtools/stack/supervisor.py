@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import IO
 
-from switchyard.devstack.infra import Server
-from switchyard.devstack.output import Console, LineBuffer
-from switchyard.devstack.processes import spawn
-from switchyard.devstack.services import ServiceSpec
-from switchyard.devstack.stack import describe_status
+from switchyard_devtools.stack.infra import Server
+from switchyard_devtools.stack.output import Console, LineBuffer
+from switchyard_devtools.stack.processes import spawn
+from switchyard_devtools.stack.services import ServiceSpec
+from switchyard_devtools.stack.stack import describe_status
 
 RESTART_MIN = 1.0
 RESTART_MAX = 30.0

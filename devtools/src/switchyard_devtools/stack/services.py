@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from switchyard.devstack.processes import free_port, port_is_free
+from switchyard_devtools.stack.processes import free_port, port_is_free
 
 API = "api"
 RELAY = "outbox-relay"

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from switchyard.cli_settings import cli_settings
 from switchyard.db.engine import create_engine
-from switchyard.loadgen import LoadResult, Request, run_load
+from switchyard_devtools.load.generator import LoadResult, Request, run_load
 
 TABLES = {"logs": "logs", "health": "health_pings"}
 

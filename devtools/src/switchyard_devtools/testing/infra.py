@@ -49,7 +49,7 @@ def provide_infra(workdir: Path) -> Iterator[InfraUrls]:
 
 @contextlib.contextmanager
 def _embedded(name: str, workdir: Path) -> Iterator[str]:
-    from switchyard.devstack import infra
+    from switchyard_devtools.stack import infra
 
     starters = {"postgres": lambda: infra.start_postgres(workdir / "postgres" / "data"),
                 "redis": lambda: infra.start_redis(workdir / "redis"),

@@ -20,7 +20,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from switchyard.devstack.processes import free_port, spawn, stop_process, wait_for_port
+from switchyard_devtools.stack.processes import free_port, spawn, stop_process, wait_for_port
 
 PG_SYSTEM_USER = "switchyard-pg"
 

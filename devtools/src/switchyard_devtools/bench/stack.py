@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from switchyard.config import Settings
-from switchyard.devstack.processes import spawn, stop_process
-from switchyard.testing.infra import provide_infra, session_settings, settings_env
+from switchyard_devtools.stack.processes import spawn, stop_process
+from switchyard_devtools.testing.infra import provide_infra, session_settings, settings_env
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from switchyard.config import Settings
 from switchyard.db.engine import create_engine
 from switchyard.kafka.producer import EventProducer
 from switchyard.logging import configure_logging
-from switchyard.testing.infra import InfraUrls, provide_infra, session_settings
+from switchyard_devtools.testing.infra import InfraUrls, provide_infra, session_settings
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from switchyard.devstack.processes import spawn
+from switchyard_devtools.stack.processes import spawn
 
 pytestmark = [
     pytest.mark.integration,

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
-from switchyard.devstack import infra
-from switchyard.devstack.infra import Server
-from switchyard.devstack.processes import port_is_free
+from switchyard_devtools.stack import infra
+from switchyard_devtools.stack.infra import Server
+from switchyard_devtools.stack.processes import port_is_free
 
 # Away from the servers' usual ports, so a system PostgreSQL or Redis can keep running.
 PREFERRED_PORTS = {"postgres": 15432, "redis": 16379, "kafka": 19092}

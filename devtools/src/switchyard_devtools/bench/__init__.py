@@ -1,8 +1,8 @@
 """``switchyard bench``: each module here measures one thing and returns a Markdown section.
 
 A benchmark module defines ``NAME`` and ``run(workdir: Path) -> str``. It starts what it
-needs itself (embedded servers through :mod:`switchyard.testing.infra` unless URLs are
-given, service processes through :mod:`switchyard.bench.stack`), so the figures always
+needs itself (embedded servers through :mod:`switchyard_devtools.testing.infra` unless URLs are
+given, service processes through :mod:`switchyard_devtools.bench.stack`), so the figures always
 come from the whole stack on this machine.
 """
 
@@ -50,7 +50,7 @@ def run_benchmarks(names: list[str], output: Path, workdir: Path) -> str:
         "",
     ]
     for name in names or BENCHMARKS:
-        module = importlib.import_module(f"switchyard.bench.{name}")
+        module = importlib.import_module(f"switchyard_devtools.bench.{name}")
         started = time.monotonic()
         sections.append(module.run(workdir / name))
         sections.append(f"\n_{name} took {time.monotonic() - started:.0f} s._\n")
