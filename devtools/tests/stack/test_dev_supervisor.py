@@ -161,8 +161,10 @@ def test_restarts_a_killed_worker_and_stops_everything_on_sigterm(stack: DevStac
     for expected in ("postgres", "redis-server", "tansu", *(f"switchyard-{w}" for w in WORKERS)):
         assert expected in names
 
-    # Another terminal: the CLI finds the stack through var/dev/switchyard.toml alone.
-    cli = subprocess.run([SWITCHYARD, "users", "list"], cwd=stack.workdir, env=stack.env,
+    # Another terminal: the CLI reads the stack's file only when told to, as the banner says.
+    assert f"SWITCHYARD_CONFIG={config.resolve()} uv run switchyard users list" in stack.output()
+    cli = subprocess.run([SWITCHYARD, "users", "list"], cwd=stack.workdir,
+                         env={**stack.env, "SWITCHYARD_CONFIG": str(config)},
                          capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0, cli.stderr
     assert "users)" in cli.stderr

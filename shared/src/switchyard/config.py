@@ -3,6 +3,9 @@
 Precedence, highest first: keyword arguments, environment, the TOML file named by
 ``SWITCHYARD_CONFIG``, defaults. Nested sections use ``__`` in environment names, e.g.
 ``BATCHER__MAX_SIZE=500`` or ``[batcher] max_size = 500`` in the file.
+
+Guarantee: a process reads a config file only when ``SWITCHYARD_CONFIG`` names one; what
+happens to lie in its working directory never changes its settings.
 """
 
 from __future__ import annotations
@@ -21,9 +24,6 @@ from pydantic_settings import (
 )
 
 CONFIG_FILE_ENV = "SWITCHYARD_CONFIG"
-# `make dev` writes the URLs of the servers it started here, so CLI commands run next to
-# a dev stack find them without exporting anything.
-DEV_CONFIG_FILE = Path("var/dev/switchyard.toml")
 
 
 class ConfigError(RuntimeError):
@@ -182,14 +182,14 @@ class Settings(BaseSettings):
 
 
 def config_file_path() -> Path | None:
-    """The TOML file to read: ``$SWITCHYARD_CONFIG``, else a running dev stack's file."""
+    """The TOML file named by ``$SWITCHYARD_CONFIG``; None when it names none."""
     named = os.environ.get(CONFIG_FILE_ENV)
-    if named:
-        path = Path(named)
-        if not path.is_file():
-            raise ConfigError(f"{CONFIG_FILE_ENV}={named}: no such file")
-        return path
-    return DEV_CONFIG_FILE if DEV_CONFIG_FILE.is_file() else None
+    if not named:
+        return None
+    path = Path(named)
+    if not path.is_file():
+        raise ConfigError(f"{CONFIG_FILE_ENV}={named}: no such file")
+    return path
 
 
 def load_settings(**overrides: Any) -> Settings:

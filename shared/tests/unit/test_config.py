@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from switchyard.config import ConfigError, load_settings
+from switchyard.config import ConfigError, config_file_path, load_settings
 
 
 def test_defaults_load_and_normalise_the_driver(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,3 +41,17 @@ def test_missing_config_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("SWITCHYARD_CONFIG", "/nonexistent/switchyard.toml")
     with pytest.raises(ConfigError, match="no such file"):
         load_settings()
+
+
+def test_no_file_is_read_unless_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A dev stack's var/dev/switchyard.toml in the working directory changes nothing."""
+    dev = tmp_path / "var" / "dev"
+    dev.mkdir(parents=True)
+    (dev / "switchyard.toml").write_text('redis_url = "redis://dev-stack:1/0"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SWITCHYARD_CONFIG", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert config_file_path() is None
+    assert load_settings().redis_url == "redis://127.0.0.1:6379/0"
+    monkeypatch.setenv("SWITCHYARD_CONFIG", "var/dev/switchyard.toml")
+    assert load_settings().redis_url == "redis://dev-stack:1/0"

@@ -1,8 +1,14 @@
 """``switchyard load logs|health``: push events through the API, then wait until every
-accepted one is readable in PostgreSQL, and print what it took."""
+accepted one is readable in PostgreSQL, and print what it took.
+
+Guarantee: with ``--wait`` it reports success only once every event the API accepted
+(202) is readable in PostgreSQL. A dev convenience the runtime library does not have:
+without ``SWITCHYARD_CONFIG`` it uses a running dev stack's ``var/dev/switchyard.toml``.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,8 +18,10 @@ import orjson
 import sqlalchemy as sa
 
 from switchyard.cli_settings import cli_settings
+from switchyard.config import CONFIG_FILE_ENV, Settings
 from switchyard.db.engine import create_engine
 from switchyard_devtools.load.generator import LoadResult, Request, run_load
+from switchyard_devtools.stack.stack import DEV_CONFIG_FILE
 
 TABLES = {"logs": "logs", "health": "health_pings"}
 
@@ -64,6 +72,15 @@ def wait_until_stored(engine: sa.Engine, kind: str, services: list[str], expecte
     return None
 
 
+def dev_settings(command: str) -> Settings:
+    """Settings from ``$SWITCHYARD_CONFIG``, else from the file a running `make dev` wrote."""
+    if not os.environ.get(CONFIG_FILE_ENV) and DEV_CONFIG_FILE.is_file():
+        click.echo(f"using the dev stack's {DEV_CONFIG_FILE} (set {CONFIG_FILE_ENV} to "
+                   "choose another file)", err=True)
+        os.environ[CONFIG_FILE_ENV] = str(DEV_CONFIG_FILE)
+    return cli_settings(command)
+
+
 def _report(result: LoadResult) -> None:
     summary = result.summary()
     click.echo(f"requests/s {summary['requests_per_s']:>10}   events/s {summary['events_per_s']}")
@@ -92,7 +109,7 @@ def _command(kind: str) -> click.Command:
     @click.option("--timeout", default=600.0, show_default=True, help="for --wait, seconds")
     def command(count: int, concurrency: int, batch: int, url: str | None, service_count: int,
                 wait: bool, timeout: float) -> None:
-        settings = cli_settings("load")
+        settings = dev_settings("load")
         url = (url or f"http://{settings.api.host}:{settings.api.port}").rstrip("/")
         run = uuid.uuid4().hex[:8]
         services = [f"load-{run}-{n}" for n in range(service_count)]

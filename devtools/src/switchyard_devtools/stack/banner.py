@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from switchyard.config import DEV_CONFIG_FILE
 from switchyard_devtools.stack.output import Console
 from switchyard_devtools.stack.services import API, ServiceSpec
 from switchyard_devtools.stack.stack import AdminToken, Backing, redact
@@ -53,7 +52,8 @@ class Banner:
             lines.append(f"  {name:<15} {redact(url)}  ({note})")
         lines += [f"  admin token     {self.token.display()}",
                   f"  config          {self.config_path} (removed on exit)", "", "  Try:"]
-        prefix = self._config_prefix()
+        # Processes read a config file only when SWITCHYARD_CONFIG names it.
+        prefix = f"SWITCHYARD_CONFIG={self.config_path.resolve()} "
         if api is not None:
             lines.append(f"    curl http://127.0.0.1:{api.port}/readyz")
         lines += [f"    {prefix}uv run switchyard users list",
@@ -65,9 +65,3 @@ class Banner:
     @staticmethod
     def _moved(spec: ServiceSpec) -> str:
         return f" ({spec.preferred} was taken)" if spec.port != spec.preferred else ""
-
-    def _config_prefix(self) -> str:
-        # Commands find the file on their own only at its default place, from this directory.
-        if self.config_path.resolve() == DEV_CONFIG_FILE.resolve():
-            return ""
-        return f"SWITCHYARD_CONFIG={self.config_path.resolve()} "

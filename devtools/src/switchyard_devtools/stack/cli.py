@@ -12,13 +12,14 @@ from types import FrameType
 
 import click
 
-from switchyard.config import DEV_CONFIG_FILE, load_settings
+from switchyard.config import CONFIG_FILE_ENV, load_settings
 from switchyard.logging import configure_logging
 from switchyard_devtools.stack.banner import Banner
 from switchyard_devtools.stack.output import Console
 from switchyard_devtools.stack.services import API, NAMES, RELAY, ServiceSpec, build_specs
 from switchyard_devtools.stack.stack import (
     CONFIG_NAME,
+    DEV_VAR_DIR,
     AlreadyRunning,
     Backing,
     admin_token,
@@ -38,7 +39,7 @@ from switchyard_devtools.stack.supervisor import Signals, Supervisor
 @click.option("--api-port", type=click.IntRange(1, 65535), default=None,
               help="API port (default 8080, or a free one when 8080 is taken).")
 @click.option("--var-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=DEV_CONFIG_FILE.parent, envvar="SWITCHYARD_VAR_DIR", show_default=True,
+              default=DEV_VAR_DIR, envvar="SWITCHYARD_VAR_DIR", show_default=True,
               help="Where embedded servers keep their data (kept between runs).")
 def dev(no_services: bool, no_api: bool, only: tuple[str, ...], api_port: int | None,
         var_dir: Path) -> None:
@@ -131,6 +132,8 @@ def _prepare(console: Console, backing: Backing, token: str, config_path: Path,
         "REDIS_URL": settings.redis_url,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "ADMIN_TOKEN": token,
+        # Named explicitly: no process reads a config file it is not told about.
+        CONFIG_FILE_ENV: str(config_path.resolve()),
         # Children write into a pipe; unbuffered, their lines show up when written.
         "PYTHONUNBUFFERED": "1",
     }

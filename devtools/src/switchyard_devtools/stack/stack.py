@@ -22,7 +22,11 @@ from switchyard_devtools.stack.processes import port_is_free
 # Away from the servers' usual ports, so a system PostgreSQL or Redis can keep running.
 PREFERRED_PORTS = {"postgres": 15432, "redis": 16379, "kafka": 19092}
 URL_ENV = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "kafka": "KAFKA_BOOTSTRAP_SERVERS"}
+# Where `switchyard dev` keeps embedded servers' data, the admin token and, while it runs,
+# the config file naming its servers (SWITCHYARD_CONFIG for commands in other terminals).
+DEV_VAR_DIR = Path("var/dev")
 CONFIG_NAME = "switchyard.toml"
+DEV_CONFIG_FILE = DEV_VAR_DIR / CONFIG_NAME
 TOKEN_NAME = "admin-token"  # noqa: S105  (a file name)
 
 Say = Callable[[str], None]
