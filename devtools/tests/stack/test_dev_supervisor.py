@@ -14,12 +14,19 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import orjson
 import pytest
+import sqlalchemy as sa
 
+from switchyard.config import load_settings
+from switchyard.db.engine import create_engine
 from switchyard_devtools.stack.processes import spawn
+from switchyard_devtools.testing.infra import InfraUrls
 
 pytestmark = [
     pytest.mark.integration,
@@ -33,14 +40,16 @@ Proc = tuple[int, str]  # pid and start time: a pid alone may be reused
 
 
 class DevStack:
-    def __init__(self, workdir: Path, *options: str) -> None:
+    def __init__(self, workdir: Path, *options: str, env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.log = workdir / "dev.out"
-        env = dict(os.environ)
+        environment = dict(os.environ)
         for name in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "ADMIN_TOKEN",
                      "SWITCHYARD_CONFIG", "SWITCHYARD_VAR_DIR"):
-            env.pop(name, None)
-        self.env = env
+            environment.pop(name, None)
+        environment.update(env or {})
+        self.env = environment
+        env = environment
         with open(self.log, "wb") as out:
             # spawn: if pytest itself is killed, the supervisor (and so its tree) goes too.
             self.process = spawn([SWITCHYARD, "dev", *(options or ["--no-api"])], env=env,
@@ -221,3 +230,88 @@ def test_infrastructure_dying_is_fatal(stack: DevStack) -> None:
     assert stack.process.returncode == 1
     assert f"redis (pid {redis_pid}) exited unexpectedly (killed by SIGKILL)" in stack.output()
     assert still_running(stack.seen) == []
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _post_logs(port: int, service: str, start: int, count: int) -> int:
+    """One POST /logs of ``count`` events; the number accepted (202), else 0."""
+    body = orjson.dumps([{"service": service, "message": f"event {start + n}",
+                          "attributes": {"n": start + n}} for n in range(count)])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("POST", "/logs", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        return count if response.status == 202 else 0
+    except OSError:
+        return 0
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_group_signal_stops_in_order_and_loses_no_accepted_event(
+    sig: signal.Signals, infra: InfraUrls, tmp_path: Path
+) -> None:
+    """The way systemd, `timeout` or a CI runner stop `make dev`: a signal to its whole
+    process group, which the supervisor sees twice (directly, and forwarded by `uv run`).
+    No service is killed, and every event the API accepted is in PostgreSQL afterwards,
+    although the batcher lagged behind the API when the signal came."""
+    base = infra.database_url.rsplit("/", 1)[0]
+    # PostgreSQL outside the stack: the rows are counted after the stack is gone. Kafka is
+    # the embedded in-memory broker, which loses whatever is not consumed when it stops.
+    database_url = f"{base}/devstop_{uuid.uuid4().hex[:8]}"
+    stack = DevStack(tmp_path, "--only", "api", "--only", "batcher", env={
+        "DATABASE_URL": database_url, "REDIS_URL": infra.redis_url,
+        # Small batches, one consumer thread, a short prefetch: the batcher lags.
+        "BATCHER__LOGS__WORKERS": "1", "BATCHER__LOGS__MAX_SIZE": "20",
+        "BATCHER__SINKS": '["postgres"]',
+    })
+    try:
+        stack.wait_for(READY)
+        _, port = stack.latest_start("api")
+        service = f"devstop-{uuid.uuid4().hex[:8]}"
+        batch, requests = 100, 40
+        with ThreadPoolExecutor(4) as pool:
+            accepted = sum(pool.map(lambda i: _post_logs(port, service, i * batch, batch),
+                                    range(requests)))
+        assert accepted >= batch * requests // 2, stack.output()
+        tree = stack.remember_tree()
+        group = os.getpgid(stack.process.pid)
+        assert group not in {_pgid(pid) for pid, _ in tree}, "a child is in our group"
+
+        stopping = time.monotonic()
+        os.killpg(group, sig)
+        os.kill(stack.process.pid, sig)  # the copy `uv run` forwards, milliseconds later
+        stack.process.wait(timeout=100)
+        took = time.monotonic() - stopping
+    finally:
+        if stack.process.poll() is None:
+            stack.process.kill()
+            stack.process.wait()
+    engine = create_engine(load_settings(database_url=database_url), pool_size=1)
+    try:
+        with engine.connect() as connection:
+            stored = connection.execute(sa.text("SELECT count(*) FROM logs WHERE service = :s"),
+                                        {"s": service}).scalar_one()
+    finally:
+        engine.dispose()
+    output = stack.output()
+    drained = re.search(r"consumers caught up in ([\d.]+)s", output)
+    print(f"{sig.name}: {accepted} accepted, {stored} stored, stop took {took:.1f}s, "
+          f"drain {drained.group(1) if drained else '?'}s")
+    assert stack.process.returncode == 0, output
+    assert "SIGKILL" not in output and "second signal" not in output, output
+    assert re.search(r"batcher stopped \(exit status 0\)", output), output
+    assert output.index("api stopped") < output.index("letting consumers drain")
+    assert output.index("consumers caught up") < output.index("stopping batcher")
+    assert output.index("batcher stopped") < output.index("stopping kafka")
+    assert still_running(stack.seen) == []
+
+    assert stored == accepted

@@ -58,7 +58,8 @@ class Banner:
             lines.append(f"    curl http://127.0.0.1:{api.port}/readyz")
         lines += [f"    {prefix}uv run switchyard users list",
                   f"    {prefix}uv run switchyard topics tail users --follow",
-                  "", "  Ctrl-C stops everything in order; a second Ctrl-C kills the services.",
+                  "", "  Ctrl-C or SIGTERM stops everything in order; a second Ctrl-C kills the "
+                  "services.",
                   rule]
         self.console.raw("\n".join(lines))
 

@@ -27,7 +27,7 @@ from switchyard_devtools.stack.stack import (
     provide_backing,
     write_config,
 )
-from switchyard_devtools.stack.supervisor import Signals, Supervisor
+from switchyard_devtools.stack.supervisor import DRAIN_TIMEOUT, Signals, Supervisor
 
 
 @click.command()
@@ -41,34 +41,40 @@ from switchyard_devtools.stack.supervisor import Signals, Supervisor
 @click.option("--var-dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEV_VAR_DIR, envvar="SWITCHYARD_VAR_DIR", show_default=True,
               help="Where embedded servers keep their data (kept between runs).")
+@click.option("--drain-timeout", type=click.FloatRange(0, 3600), default=DRAIN_TIMEOUT,
+              envvar="SWITCHYARD_DEV_DRAIN_TIMEOUT", show_default=True,
+              help="On stop, seconds to let consumers drain the embedded in-memory broker "
+                   "before it goes (0: do not wait).")
 def dev(no_services: bool, no_api: bool, only: tuple[str, ...], api_port: int | None,
-        var_dir: Path) -> None:
+        var_dir: Path, drain_timeout: float) -> None:
     """Start the whole dev stack (embedded servers unless URLs are given).
 
     DATABASE_URL, REDIS_URL and KAFKA_BOOTSTRAP_SERVERS, when set, name servers to use
-    instead of embedded ones. Ctrl-C or SIGTERM stops everything; a second Ctrl-C
-    kills the services instead of waiting for them.
+    instead of embedded ones. Ctrl-C or SIGTERM (to this process or its whole process
+    group) stops everything in order, first letting consumers drain the embedded
+    broker; a second Ctrl-C, a second or more later, kills the services instead.
     """
     started = time.monotonic()
     selected = [] if no_services else list(only or NAMES)
     if no_api:
         selected = [name for name in selected if name not in (API, RELAY)]
     console = Console(selected)
-    # Until the supervisor owns the signals, SIGTERM aborts startup the way Ctrl-C does.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    # Until the supervisor owns the signals, a stop signal aborts startup as Ctrl-C does.
+    interrupt = _StartupInterrupt()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
     # Only library warnings (alembic, librdkafka) reach it: the story is told by `say`.
     configure_logging("dev", "warning", "console")
     try:
         with exclusive(var_dir):
-            status = _run(console, selected, api_port, var_dir, started)
+            status = _run(console, selected, api_port, var_dir, started, drain_timeout)
     except AlreadyRunning as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(status)
 
 
 def _run(console: Console, selected: Sequence[str], api_port: int | None, var_dir: Path,
-         started: float) -> int:
+         started: float, drain_timeout: float) -> int:
     config_path = var_dir / CONFIG_NAME
     # Left behind by a stack that was killed: it would point commands at dead servers.
     config_path.unlink(missing_ok=True)
@@ -88,7 +94,7 @@ def _run(console: Console, selected: Sequence[str], api_port: int | None, var_di
             return 1
         banner = Banner(console, specs, backing, token, config_path, started)
         supervisor = Supervisor(specs, console, signals.install(), backing.embedded,
-                                on_ready=banner.show)
+                                on_ready=banner.show, drain_timeout=drain_timeout)
         return supervisor.run()
     finally:
         # A signal during the cleanup below must not abort it halfway.
@@ -139,11 +145,21 @@ def _prepare(console: Console, backing: Backing, token: str, config_path: Path,
     }
     # One readable line per event beats JSON in a terminal; LOG_FORMAT=json still wins.
     env.setdefault("LOG_FORMAT", "console")
-    specs = build_specs(selected, env, api_port)
+    specs = build_specs(selected, env, api_port, settings.kafka.topic_prefix)
     for spec in specs:
         console.add(spec.name)
     return specs
 
 
-def _interrupt(signum: int, _: FrameType | None) -> None:
-    raise KeyboardInterrupt
+class _StartupInterrupt:
+    """The first stop signal raises KeyboardInterrupt; the copies that arrive with it (a
+    group signal forwarded again by uv and make) are ignored, so they cannot abort the
+    cleanup the first one started."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def __call__(self, signum: int, _: FrameType | None) -> None:
+        if not self.raised:
+            self.raised = True
+            raise KeyboardInterrupt

@@ -26,6 +26,9 @@ class ServiceSpec:
     stop_rank: int = 2
     # The port it would have had if free; differs from ``port`` when that one was taken.
     preferred: int = 0
+    # (consumer group, topic) pairs it consumes, topic prefix applied: the supervisor lets
+    # them catch up before stopping the in-memory broker.
+    consumes: tuple[tuple[str, str], ...] = ()
 
     @property
     def ready_url(self) -> str:
@@ -40,12 +43,15 @@ class _Entry:
     port: int
     tier: int
     stop_rank: int
+    # (group, topic) without the topic prefix, which prefixes both.
+    consumes: tuple[tuple[str, str], ...] = ()
 
 
 # The API comes last and goes first: its /readyz answering 200 then means the whole
 # stack is up, and it drains its requests while the workers can still consume.
 CATALOGUE = (
-    _Entry("batcher", "switchyard-batcher", (), 9102, 0, 2),
+    _Entry("batcher", "switchyard-batcher", (), 9102, 0, 2,
+           (("batcher-logs", "logs"), ("batcher-health", "health"))),
     _Entry("image-worker", "switchyard-image-worker", (), 9103, 0, 2),
     _Entry("job-worker", "switchyard-job-worker", (), 9104, 0, 2),
     _Entry("health-checker", "switchyard-health-checker", (), 9105, 0, 2),
@@ -60,7 +66,7 @@ class PortTaken(RuntimeError):
 
 
 def build_specs(selected: Collection[str], base_env: Mapping[str, str],
-                api_port: int | None = None) -> list[ServiceSpec]:
+                api_port: int | None = None, topic_prefix: str = "") -> list[ServiceSpec]:
     """The selected services with their commands, environments and free ports."""
     taken: set[int] = set()
     specs = []
@@ -78,8 +84,10 @@ def build_specs(selected: Collection[str], base_env: Mapping[str, str],
             port = _pick(entry.port, taken, "0.0.0.0")
             env["ADMIN_PORT"] = str(port)
         taken.add(port)
+        consumes = tuple((topic_prefix + group, topic_prefix + topic)
+                         for group, topic in entry.consumes)
         specs.append(ServiceSpec(entry.name, (_script(entry.script), *entry.args), env, port,
-                                 entry.tier, entry.stop_rank, preferred))
+                                 entry.tier, entry.stop_rank, preferred, consumes))
     return specs
 
 

@@ -1,7 +1,24 @@
 """Runs the services like a small orchestrator: ordered start, restarts, ordered stop.
 
+Guarantees:
+
+* A stop signal (SIGINT, SIGTERM, SIGHUP) stops the services in order, however it is
+  sent. Copies of one stop request arriving together (a signal to the whole process
+  group reaches this process directly and again forwarded by ``uv run`` and ``make``)
+  count once; only a signal more than ``REPEAT_AFTER`` seconds after the last one counted,
+  as a person pressing Ctrl-C again, hurries the stop (SIGKILL).
+* Every service runs in its own session, so a signal to the process group of
+  ``make dev`` reaches make, uv and this supervisor only; services stop when the
+  supervisor tells them to, in ``stop_rank`` order. The embedded servers are started the
+  same way (:func:`switchyard_devtools.stack.processes.spawn`).
+* With the embedded in-memory broker, before the services that consume are stopped (and
+  so before the broker goes), the supervisor waits until the consumer groups have
+  committed everything already published, up to ``drain_timeout`` seconds, printing the
+  remaining lag: what was accepted is not lost with the broker.
+
 Everything happens in the main thread around one ``select``: children's output, signals
-(through a wakeup pipe) and timers. No threads, because ``spawn`` forks with a
+(through a wakeup pipe) and timers. No threads (and no Kafka client, which starts
+threads, in this process: lag is measured by a child), because ``spawn`` forks with a
 ``preexec_fn``, which is only safe in a single-threaded process.
 """
 
@@ -12,6 +29,7 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +37,7 @@ from types import FrameType
 from typing import IO
 
 from switchyard_devtools.stack.infra import Server
+from switchyard_devtools.stack.lag import Lag
 from switchyard_devtools.stack.output import Console, LineBuffer
 from switchyard_devtools.stack.processes import spawn
 from switchyard_devtools.stack.services import ServiceSpec
@@ -32,13 +51,24 @@ STOP_TIMEOUT = 30.0
 PROBE_EVERY = 0.5
 PROBE_TIMEOUT = 3.0
 WAITING_NOTE_EVERY = 20.0
+# A stop signal this soon after the last one counted is a copy of it, not a second request.
+REPEAT_AFTER = 1.0
+DRAIN_TIMEOUT = 60.0
+DRAIN_PROBE_EVERY = 1.0
+DRAIN_NOTE_EVERY = 2.0
+LAG_PROBE_TIMEOUT = 20.0
 
 
 class Signals:
-    """SIGINT, SIGTERM and SIGHUP become a counter; a wakeup pipe interrupts ``select``."""
+    """SIGINT, SIGTERM and SIGHUP become a counter of stop requests; a wakeup pipe
+    interrupts ``select``. Signals within ``REPEAT_AFTER`` seconds of the last request
+    counted are copies of it (one group signal, forwarded again by uv and make)."""
 
-    def __init__(self) -> None:
+    def __init__(self, repeat_after: float = REPEAT_AFTER) -> None:
         self.count = 0
+        self.copies = 0
+        self._repeat_after = repeat_after
+        self._last = 0.0
         self.fd, self._write_fd = os.pipe()
         os.set_blocking(self.fd, False)
         os.set_blocking(self._write_fd, False)
@@ -55,7 +85,12 @@ class Signals:
         return self
 
     def _on_signal(self, signum: int, _: FrameType | None) -> None:
+        now = time.monotonic()
+        if self.count and now - self._last < self._repeat_after:
+            self.copies += 1
+            return
         self.count += 1
+        self._last = now
 
     def drain(self) -> None:
         try:
@@ -86,7 +121,8 @@ class Child:
 
 class Supervisor:
     def __init__(self, specs: Sequence[ServiceSpec], console: Console, signals: Signals,
-                 infra: Sequence[Server], on_ready: Callable[[], None]) -> None:
+                 infra: Sequence[Server], on_ready: Callable[[], None],
+                 drain_timeout: float = DRAIN_TIMEOUT) -> None:
         self.children = [Child(spec) for spec in specs]
         self._console = console
         self._signals = signals
@@ -97,6 +133,7 @@ class Supervisor:
         self._tiers = sorted({spec.tier for spec in specs})
         self._ready = False
         self._next_note = time.monotonic() + WAITING_NOTE_EVERY
+        self._drain_timeout = drain_timeout
         self.failure: str | None = None
 
     def run(self) -> int:
@@ -128,7 +165,9 @@ class Supervisor:
         child.started_at = time.monotonic()
         child.restart_at = None
         try:
-            child.process = spawn(spec.argv, env=spec.env, stdout=subprocess.PIPE)
+            # Its own session: a signal to our process group must not reach it.
+            child.process = spawn(spec.argv, env=spec.env, stdout=subprocess.PIPE,
+                                  new_session=True)
         except OSError as exc:
             # Out of processes or a vanished script: as good as dying at once.
             self._console.warn(f"could not start {spec.name}: {exc}; "
@@ -229,20 +268,112 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         calm = self._signals.count
+
+        def hurry() -> bool:
+            return self._signals.count > calm
+
         for child in self.children:
             child.restart_at = None
         if any(child.process is not None for child in self.children):
             self._console.say("stopping the services (a second Ctrl-C kills them)")
-        for rank in sorted({c.spec.stop_rank for c in self.children}):
+        ranks = sorted({c.spec.stop_rank for c in self.children})
+        for rank in ranks:
+            if rank == ranks[-1]:
+                # The API and the relay (producers) are stopped; the workers are not yet.
+                self._drain_broker(hurry)
             group = [c for c in self.children
                      if c.spec.stop_rank == rank and c.process is not None]
             if group:
-                self._stop_group(group, hurry=lambda: self._signals.count > calm)
+                self._stop_group(group, hurry=hurry)
         self._pump(0)
         for key in list(self._selector.get_map().values()):
             if key.data is not None:
                 key.data.pipe.close()
         self._selector.close()
+
+    def _drain_broker(self, hurry: Callable[[], bool]) -> None:
+        """Wait until consumers committed what the in-memory broker holds (bounded)."""
+        kafka = next((s for s in self._infra if s.name == "kafka"), None)
+        running = [c for c in self.children if c.process is not None]
+        if (kafka is None or not kafka.alive() or self.failure is not None or not running
+                or self._drain_timeout <= 0 or hurry()):
+            return
+        started = time.monotonic()
+        deadline = started + self._drain_timeout
+        self._console.say(f"letting consumers drain the in-memory broker (up to "
+                          f"{self._drain_timeout:g}s; a second Ctrl-C skips this)")
+        next_note = started  # the first measurement is shown at once
+        lag: Lag | None = None
+        while True:
+            lag = self._measure_lag(kafka.url, hurry) or lag
+            now = time.monotonic()
+            if lag is not None and lag.caught_up():
+                self._console.say(f"consumers caught up in {now - started:.1f}s")
+                return
+            if hurry():
+                self._console.warn("second signal: not waiting for consumers; "
+                                   f"unconsumed: {lag.describe() if lag else 'unknown'}")
+                return
+            if now >= deadline or not kafka.alive():
+                remaining = f"{lag.total} records ({lag.describe()})" if lag else "unknown"
+                self._console.warn(f"consumers did not catch up within "
+                                   f"{self._drain_timeout:g}s; lost with the in-memory "
+                                   f"broker: {remaining}")
+                return
+            if now >= next_note:
+                next_note = now + DRAIN_NOTE_EVERY
+                self._console.say(f"consumer lag: {lag.total if lag else '?'} records "
+                                  f"({lag.describe() if lag else 'not measured yet'})")
+            # Keep showing output and restarting a consumer that died meanwhile.
+            until = min(deadline, now + DRAIN_PROBE_EVERY)
+            while time.monotonic() < until and not hurry():
+                self._pump(0.1)
+                self._reap()
+                self._restart_due()
+
+    def _measure_lag(self, bootstrap: str, hurry: Callable[[], bool]) -> Lag | None:
+        """Consumer lag from a child process (no Kafka client threads here); None if the
+        probe failed, timed out or was cut short by a second signal."""
+        expected = sorted({f"{group}={topic}" for child in self.children
+                           if child.process is not None or child.restart_at is not None
+                           for group, topic in child.spec.consumes})
+        argv = [sys.executable, "-m", "switchyard_devtools.stack.lag", bootstrap, *expected]
+        try:
+            probe = spawn(argv, stdout=subprocess.PIPE, new_session=True)
+        except OSError as exc:
+            self._console.warn(f"could not measure consumer lag: {exc}")
+            return None
+        assert probe.stdout is not None
+        os.set_blocking(probe.stdout.fileno(), False)
+        output = b""
+        started = time.monotonic()
+        try:
+            while True:
+                try:
+                    chunk = os.read(probe.stdout.fileno(), 65536)
+                except BlockingIOError:
+                    chunk = None
+                if chunk:
+                    output += chunk
+                    continue
+                if chunk == b"" or hurry() or time.monotonic() - started > LAG_PROBE_TIMEOUT:
+                    break
+                self._pump(0.05)
+                self._reap()
+                self._restart_due()
+        finally:
+            if probe.poll() is None:
+                probe.kill()
+            probe.wait()
+            probe.stdout.close()
+        if probe.returncode != 0:
+            return None
+        # The probe's stderr (librdkafka's notes) is merged in: find its JSON line.
+        lines = [line for line in output.splitlines() if line.startswith(b'{"groups"')]
+        try:
+            return Lag.from_json(lines[-1])
+        except (ValueError, KeyError, IndexError):
+            return None
 
     def _stop_group(self, group: list[Child], hurry: Callable[[], bool]) -> None:
         killed = hurry()
