@@ -31,6 +31,7 @@ from switchyard.kafka.consumer import (
     RunnerOptions,
 )
 from switchyard.kafka.producer import OutgoingRecord
+from switchyard.kafka.retry_topics import ForwardToRetryTopic, RetryTier
 from switchyard.lifecycle import StopSignal
 
 TOPIC = "orders"
@@ -86,15 +87,17 @@ class FakeConsumer:
         self._callbacks: dict[str, Any] = {}
         self._offsets = dict.fromkeys(partitions, 0)
 
-    def add(self, values: Sequence[str | bytes], partition: int = 0) -> None:
+    def add(self, values: Sequence[str | bytes], partition: int = 0,
+            headers: dict[str, str] | None = None) -> None:
+        extra = [(k, v.encode()) for k, v in (headers or {}).items()]
         for value in values:
             if isinstance(value, str):
                 event = CloudEvent(type="t.v", source="/t", data={"v": value})
-                body, headers = event.to_json(), event_headers(event, f"req-{value}")
+                body, headers_ = event.to_json(), event_headers(event, f"req-{value}") + extra
             else:
-                body, headers = value, []
+                body, headers_ = value, extra
             offset = self._offsets[partition]
-            self.pending.append(FakeMessage(partition, offset, body, headers))
+            self.pending.append(FakeMessage(partition, offset, body, headers_))
             self._offsets[partition] = offset + 1
 
     def revoke(self, partition: int) -> None:
@@ -429,3 +432,88 @@ def test_the_default_metrics_count_handled_records_and_lag(kafka: Setup) -> None
     kafka.run(lambda events: None)
     assert group_ok._value.get() - before == 3
     assert metrics.kafka_consumer_lag.labels(TOPIC, "g")._value.get() == 7
+
+
+# -- ForwardToRetryTopic: a next policy, written without touching the loop -------------
+TIERS = [RetryTier("retry-5s", 5.0), RetryTier("retry-1m", 60.0)]
+
+
+def test_a_failing_record_moves_to_the_first_retry_tier(kafka: Setup) -> None:
+    kafka.consumer.add(["ok", "bad"])
+    forwarded = FakeDlq()
+    calls: list[list[str]] = []
+
+    def handler(events: list[ConsumedEvent]) -> None:
+        calls.append(values(events))
+        if "bad" in calls[-1]:
+            raise ValueError("cannot do this job")
+
+    kafka.run(handler, ForwardToRetryTopic(forwarded, TIERS, **FAST))  # type: ignore[arg-type]
+    assert calls == [["ok", "bad"], ["ok"], ["bad"]], "each record tried alone once"
+    assert [r.topic for r in forwarded.published] == ["orders.retry-5s"]
+    headers = forwarded.headers()
+    assert headers["retry-tier"] == "0"
+    assert headers["retry-original-topic"] == TOPIC
+    assert 4 < float(headers["retry-not-before"]) - time.time() <= 5
+    assert headers["dlq-error-type"] == "ValueError"
+    assert headers["x-request-id"] == "req-bad"
+    assert kafka.dlq.published == []
+    assert kafka.consumer.commits == [[(0, 2)]]
+
+
+def test_after_the_last_tier_a_record_goes_to_its_original_topics_dlq(kafka: Setup) -> None:
+    kafka.consumer.add(["bad"], headers={"retry-tier": "1", "retry-original-topic": "jobs",
+                                         "dlq-error": "the earlier failure"})
+    forwarded = FakeDlq()
+
+    def handler(events: list[ConsumedEvent]) -> None:
+        raise ValueError("still cannot")
+
+    kafka.run(handler, ForwardToRetryTopic(forwarded, TIERS, **FAST))  # type: ignore[arg-type]
+    assert forwarded.published == []
+    assert [r.topic for r in kafka.dlq.published] == ["jobs.dlq"]
+    dead = [k for k, _ in kafka.dlq.published[0].headers]
+    assert dead.count("dlq-error") == 1, "the earlier failure's headers are replaced"
+    assert kafka.dlq.headers()["dlq-error"] == "still cannot"
+    assert kafka.consumer.commits == [[(0, 1)]]
+
+
+def test_a_permanent_error_skips_the_tiers(kafka: Setup) -> None:
+    kafka.consumer.add(["refused"])
+    forwarded = FakeDlq()
+
+    def handler(events: list[ConsumedEvent]) -> None:
+        raise PermanentError("never")
+
+    kafka.run(handler, ForwardToRetryTopic(forwarded, TIERS, **FAST))  # type: ignore[arg-type]
+    assert forwarded.published == []
+    assert [r.topic for r in kafka.dlq.published] == ["orders.dlq"]
+
+
+def test_a_tier_record_is_handled_only_after_its_delay_partitions_paused(kafka: Setup) -> None:
+    not_before = time.time() + 0.1
+    kafka.consumer.add(["later"], headers={"retry-tier": "0",
+                                           "retry-not-before": f"{not_before:.3f}"})
+    called_at: list[float] = []
+    kafka.run(lambda events: called_at.append(time.time()),
+              ForwardToRetryTopic(FakeDlq(), TIERS, **FAST))  # type: ignore[arg-type]
+    assert called_at[0] >= not_before - 0.001
+    assert kafka.consumer.pauses == 1
+    assert kafka.consumer.polls > 0, "still serving the group while waiting"
+    assert kafka.consumer.commits == [[(0, 1)]]
+
+
+def test_a_dependency_outage_is_retried_in_place_not_forwarded(kafka: Setup) -> None:
+    kafka.consumer.add(["a"])
+    forwarded = FakeDlq()
+    calls: list[list[str]] = []
+
+    def handler(events: list[ConsumedEvent]) -> None:
+        calls.append(values(events))
+        if len(calls) <= 2:
+            raise TransientError("database is down")
+
+    kafka.run(handler, ForwardToRetryTopic(forwarded, TIERS, **FAST))  # type: ignore[arg-type]
+    assert calls == [["a"]] * 3
+    assert forwarded.published == [] and kafka.dlq.published == []
+    assert kafka.consumer.commits == [[(0, 1)]]

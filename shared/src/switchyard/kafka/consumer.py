@@ -10,6 +10,7 @@ are idempotent. The pieces, each in its own module:
 * :class:`FailurePolicy` (:mod:`.policy`): what a failing batch means; the default is
   :class:`RetryInPlaceThenDeadLetter`. A policy sees the runner only as
   :class:`RunnerControls` (:class:`GroupMembership`, :mod:`.membership`).
+  :class:`ForwardToRetryTopic` (:mod:`.retry_topics`): retry topics with delay tiers.
 * :class:`Middleware` (:mod:`.middleware`): what wraps every handler call —
   :class:`Tracing` and :class:`Metrics` by default.
 * :class:`ConsumedEvent` (:mod:`.records`): a record as a handler sees it, decoded lazily.
@@ -30,6 +31,7 @@ from switchyard.kafka.policy import (
     RunnerControls,
 )
 from switchyard.kafka.records import BatchHandler, ConsumedEvent, KafkaMessage, decode
+from switchyard.kafka.retry_topics import ForwardToRetryTopic, RetryTier
 from switchyard.kafka.runner import ConsumerRunner, RunnerOptions, kafka_consumer
 
 _decode = decode  # the name tail.py and the batcher's benchmarks import
@@ -40,6 +42,7 @@ __all__ = [
     "ConsumerRunner",
     "DeadLetters",
     "FailurePolicy",
+    "ForwardToRetryTopic",
     "GroupMembership",
     "KafkaConsumer",
     "KafkaMessage",
@@ -48,6 +51,7 @@ __all__ = [
     "Outcome",
     "Publisher",
     "RetryInPlaceThenDeadLetter",
+    "RetryTier",
     "RunnerControls",
     "RunnerOptions",
     "Tracing",

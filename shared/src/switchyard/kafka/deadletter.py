@@ -30,8 +30,12 @@ class Publisher(Protocol):
 
 def failure_headers(record: ConsumedEvent, error: BaseException,
                     group_id: str) -> list[tuple[str, bytes]]:
-    """The original headers plus what failed, where and when (also for retry topics)."""
-    return [(k, v.encode()) for k, v in record.headers.items()] + [
+    """The original headers plus what failed, where and when (also for retry topics).
+
+    ``dlq-*`` headers of an earlier failure (a record from a retry topic) are replaced.
+    """
+    return [(k, v.encode()) for k, v in record.headers.items()
+            if not k.startswith("dlq-")] + [
         ("dlq-error", f"{error}"[:2000].encode()),
         ("dlq-error-type", type(error).__name__.encode()),
         ("dlq-original-topic", record.topic.encode()),
@@ -49,9 +53,11 @@ class DeadLetters:
         self._producer = producer
         self.group_id = group_id
 
-    def publish(self, record: ConsumedEvent, error: BaseException) -> None:
+    def publish(self, record: ConsumedEvent, error: BaseException,
+                topic: str | None = None) -> None:
+        """To ``topic``, by default ``<record's topic>.dlq``."""
         headers = failure_headers(record, error, self.group_id)
-        self._producer.publish([OutgoingRecord(dlq_name(record.topic), record.value,
+        self._producer.publish([OutgoingRecord(topic or dlq_name(record.topic), record.value,
                                                record.key, headers)])
         metrics.dead_letters_total.labels(record.topic).inc()
         metrics.events_consumed_total.labels(record.topic, self.group_id, "dead_lettered").inc()

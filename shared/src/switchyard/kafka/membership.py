@@ -66,8 +66,9 @@ class GroupMembership:
     def is_assigned(self, event: ConsumedEvent) -> bool:
         return (event.topic, event.partition) in self._assigned
 
-    def dead_letter(self, event: ConsumedEvent, error: BaseException) -> None:
-        self._dead_letters.publish(event, error)
+    def dead_letter(self, event: ConsumedEvent, error: BaseException,
+                    topic: str | None = None) -> None:
+        self._dead_letters.publish(event, error, topic)
 
     def pause_for(self, seconds: float) -> bool:
         deadline = time.monotonic() + seconds

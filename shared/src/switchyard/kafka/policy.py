@@ -6,31 +6,25 @@ confirmed publish (a DLQ, a retry topic), or belongs to a partition this member 
 Anything else returns ``Outcome.LEAVE_UNCOMMITTED``, and the group redelivers the batch.
 
 A policy sees the runner only through :class:`RunnerControls`: pause and keep serving
-the group, dead-letter, is-still-assigned, is-stopping. Writing another one does not
-touch the loop. A sketch of retry topics with delay tiers (the job-worker's)::
+the group (for a delay, or until work running elsewhere is done), dead-letter,
+is-still-assigned, is-stopping. It gets the handler already wrapped in middleware. A new
+policy is a subclass; the loop does not change. :class:`RetryInPlaceThenDeadLetter` has
+two hooks: :meth:`~RetryInPlaceThenDeadLetter.give_up` (where a record goes that will not
+succeed: the DLQ) and :meth:`~RetryInPlaceThenDeadLetter.delay` (the backoff). Retry
+topics with delay tiers (:mod:`switchyard.kafka.retry_topics`) override ``give_up`` to
+forward to the next tier, and ``handle`` to wait for a record's not-before first::
 
-    class ForwardToRetryTopic(FailurePolicy):
-        # topic -> topic.retry-5s -> topic.retry-1m -> topic.dlq; each tier's consumer
-        # runs this policy too, and waits until a record's "retry-not-before" header.
+    class ForwardToRetryTopic(RetryInPlaceThenDeadLetter):
         def handle(self, events, handler, runner):
-            try:
-                handler(events)                  # (isolate first, as below, if batched)
-            except Exception as exc:
-                if is_transient(exc):            # dependency down: keep it in place
-                    return self.inner.handle(events, handler, runner)
-                for event in events:
-                    tier = next_tier(event)      # from the "retry-tier" header
-                    if tier is None:
-                        runner.dead_letter(event, exc)
-                    else:
-                        self.producer.publish([OutgoingRecord(tier.topic, event.value,
-                            event.key, failure_headers(event, exc, runner.group_id)
-                            + [("retry-not-before", ...), ("retry-tier", ...)])])
-            return Outcome.COMMIT
+            wait = max(not_before(e) for e in events) - time.time()
+            if wait > 0 and not runner.pause_for(wait):   # paused, group still served
+                return Outcome.LEAVE_UNCOMMITTED
+            return super().handle(events, handler, runner)
 
-A tier's consumer first calls ``runner.pause_for(not_before - now)`` (partitions paused,
-group still served, no ``max.poll.interval.ms`` expiry), then the handler. Work that may
-outlast ``max.poll.interval.ms`` runs in a thread while the policy calls
+        def give_up(self, event, error, runner):
+            ... publish to the next tier's topic, or runner.dead_letter(...) after the last
+
+Work that may outlast ``max.poll.interval.ms`` runs in a thread while the policy calls
 ``runner.pause_until(future.done)``.
 """
 
@@ -75,8 +69,10 @@ class RunnerControls(Protocol):
     def is_assigned(self, event: ConsumedEvent) -> bool:
         """False once the record's partition moved to another member (it redoes it)."""
 
-    def dead_letter(self, event: ConsumedEvent, error: BaseException) -> None:
-        """Publish to ``<topic>.dlq`` with the error in its headers; confirmed on return."""
+    def dead_letter(self, event: ConsumedEvent, error: BaseException,
+                    topic: str | None = None) -> None:
+        """Publish to ``topic`` (default ``<its topic>.dlq``) with the error in its
+        headers; confirmed on return."""
 
 
 class FailurePolicy(ABC):
@@ -112,6 +108,10 @@ class RetryInPlaceThenDeadLetter(FailurePolicy):
     def delay(self, attempt: int) -> float:
         """Seconds before retry number ``attempt``: exponential, full jitter."""
         return backoff_delay(attempt, self.backoff_base, self.backoff_cap)
+
+    def give_up(self, event: ConsumedEvent, error: Exception, runner: RunnerControls) -> None:
+        """Where a record goes that will not succeed here: the dead-letter topic."""
+        runner.dead_letter(event, error)
 
     def handle(self, events: list[ConsumedEvent], handler: BatchHandler,
                runner: RunnerControls) -> Outcome:
@@ -155,7 +155,7 @@ class RetryInPlaceThenDeadLetter(FailurePolicy):
                 if isinstance(error, PermanentError | InvalidEvent) or (
                     not is_transient(error) and attempt >= self.max_attempts
                 ):
-                    runner.dead_letter(event, error)
+                    self.give_up(event, error, runner)
                     break
                 attempt += 1
                 if not runner.pause_for(self.delay(attempt)):
