@@ -3,7 +3,7 @@
 Guarantee: offsets are committed only for partitions this member still owns, and while
 it pauses (a retry delay, work running elsewhere) it keeps polling, so it stays in the
 group and never skips a record: one fetched from a partition assigned during the pause
-is put back (seek) and the partition paused with the others.
+is held for the next batch and that partition paused with the others.
 
 :class:`GroupMembership` is what a failure policy gets as its
 :class:`~switchyard.kafka.policy.RunnerControls`; the loop itself
@@ -44,7 +44,6 @@ class KafkaConsumer(Protocol):
     def assignment(self) -> list[TopicPartition]: ...
     def pause(self, partitions: list[TopicPartition]) -> None: ...
     def resume(self, partitions: list[TopicPartition]) -> None: ...
-    def seek(self, partition: TopicPartition) -> None: ...
     def close(self) -> None: ...
 
 
@@ -57,6 +56,7 @@ class GroupMembership:
         self._dead_letters = dead_letters
         self._assigned: set[tuple[str, int]] = set()
         self._lag: dict[tuple[str, int], int] = {}
+        self._held: list[KafkaMessage] = []
 
     # -- RunnerControls --------------------------------------------------------------
     @property
@@ -86,18 +86,22 @@ class GroupMembership:
                     return False
                 message = self.consumer.poll(min(0.2, wait))
                 if message is not None and message.error() is None:
-                    self._put_back(message)
+                    self._hold(message)
             return True
         finally:
             self.consumer.resume(self.consumer.assignment())
 
-    def _put_back(self, message: KafkaMessage) -> None:
-        """Undo a fetch from a partition assigned during the pause, and pause it too."""
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
-        if topic is None or partition is None or offset is None:
-            return
-        self.consumer.seek(TopicPartition(topic, partition, offset))
-        self.consumer.pause([TopicPartition(topic, partition)])
+    def _hold(self, message: KafkaMessage) -> None:
+        """Keep a record from a partition assigned during the pause; pause that one too."""
+        self._held.append(message)
+        topic, partition = message.topic(), message.partition()
+        if topic is not None and partition is not None:
+            self.consumer.pause([TopicPartition(topic, partition)])
+
+    def take_held(self) -> list[KafkaMessage]:
+        """Records fetched while paused, in order: the start of the next batch."""
+        held, self._held = self._held, []
+        return held
 
     # -- rebalances ------------------------------------------------------------------
     def on_assign(self, _: object, partitions: list[TopicPartition]) -> None:

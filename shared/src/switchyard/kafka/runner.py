@@ -97,8 +97,8 @@ class ConsumerRunner:
     def _gather(self) -> list[KafkaMessage]:
         """Up to ``max_batch`` records, waiting at most ``max_wait`` after the first."""
         options = self.options
-        batch: list[KafkaMessage] = []
-        first_at: float | None = None
+        batch = self.member.take_held()
+        first_at = time.monotonic() if batch else None
         while len(batch) < options.max_batch:
             if first_at is None:
                 if self._stop.is_set():
