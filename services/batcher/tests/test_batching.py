@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import pytest
 
 from switchyard.config import BatcherSettings, Settings, TopicBatchSettings
-from switchyard.kafka import consumer as consumer_module
 from switchyard.kafka.consumer import ConsumerRunner, RunnerOptions
 from switchyard.lifecycle import StopSignal
 from switchyard_batcher.writer import BatchWriter, guard
@@ -42,8 +41,7 @@ class Running:
 
 
 @pytest.fixture
-def start(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    monkeypatch.setattr(consumer_module, "Consumer", FakeConsumer)
+def start() -> Iterator[object]:
     pool = ThreadPoolExecutor(2)
     running: list[Running] = []
 
@@ -54,13 +52,15 @@ def start(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         batching = TopicBatchSettings(max_size=max_size, max_wait_seconds=max_wait)
         settings = BatcherSettings(breaker_failures=breaker_failures, breaker_reset_seconds=0.1)
         writer = BatchWriter(TOPIC, guard([sink], settings), batching, pool, stop)
+        consumer = FakeConsumer({})
         runner = ConsumerRunner(Settings(), "g", [TOPIC], writer, None, stop,  # type: ignore[arg-type]
                                 RunnerOptions(max_batch=max_size, max_wait_seconds=max_wait,
                                               backoff_base_seconds=0.02,
-                                              backoff_cap_seconds=0.1))
+                                              backoff_cap_seconds=0.1),
+                                consumer=consumer)  # type: ignore[arg-type]
         thread = threading.Thread(target=runner.run, daemon=True)
         thread.start()
-        state = Running(runner._consumer, sink, stop, thread, time.monotonic())  # type: ignore[arg-type]
+        state = Running(consumer, sink, stop, thread, time.monotonic())
         running.append(state)
         return state
 

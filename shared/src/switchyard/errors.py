@@ -1,4 +1,27 @@
-"""Which failures are the infrastructure's (retry, never dead-letter) and which are the data's."""
+"""Which failures are the infrastructure's (retry, never dead-letter) and which are the data's.
+
+Guarantee: :func:`is_transient` is the one place that decides "a dependency is down";
+a transient error never sends a record to a dead-letter topic. What a handler may raise,
+and what the default consumer policy
+(:class:`~switchyard.kafka.policy.RetryInPlaceThenDeadLetter`) does with it::
+
+    Exception
+    ├── TransientError ............... a dependency is down: retry the batch in place,
+    │   │                              partitions paused, for as long as it takes
+    │   └── CircuitOpen (batcher) .... a sink's breaker is open
+    ├── PermanentError ............... this record can never succeed: dead-letter now
+    ├── ValueError
+    │   └── InvalidEvent (events) .... not a CloudEvent: dead-letter now, no retry
+    ├── RuntimeError
+    │   └── PublishError (kafka) ..... Kafka did not confirm a publish: transient
+    │       └── ProducerBusy ......... the producer's buffer is full: transient
+    ├── also transient: ConnectionError, TimeoutError, KafkaException, SQLAlchemy
+    │   OperationalError / InterfaceError / TimeoutError (or an invalidated
+    │   connection), redis ConnectionError / TimeoutError
+    └── anything else ................ a bug or bad data: the record is isolated,
+                                       retried alone ``max_attempts`` times, then
+                                       dead-lettered
+"""
 
 from __future__ import annotations
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -12,7 +14,17 @@ from confluent_kafka import Consumer, TopicPartition
 from switchyard.config import Settings
 from switchyard.errors import PermanentError, TransientError
 from switchyard.events import CloudEvent, event_headers
-from switchyard.kafka.consumer import ConsumedEvent, ConsumerRunner, RunnerOptions
+from switchyard.kafka.consumer import (
+    BatchHandler,
+    ConsumedEvent,
+    ConsumerRunner,
+    FailurePolicy,
+    ForwardToRetryTopic,
+    Outcome,
+    RetryTier,
+    RunnerControls,
+    RunnerOptions,
+)
 from switchyard.kafka.producer import EventProducer, OutgoingRecord
 from switchyard.kafka.tail import wait_for_records
 from switchyard.kafka.topics import dlq_name, ensure_topics
@@ -37,11 +49,13 @@ def _publish(producer: EventProducer, topic: str, values: list[str]) -> list[Clo
 
 def _run_until(settings: Settings, topic: str, group: str, producer: EventProducer,
                handler: Callable[[list[ConsumedEvent]], None], done: threading.Event,
-               options: RunnerOptions | None = None, timeout: float = 60.0) -> None:
+               options: RunnerOptions | None = None, timeout: float = 60.0,
+               policy: FailurePolicy | None = None) -> None:
     stop = StopSignal()
     runner = ConsumerRunner(settings, group, [topic], handler, producer, stop,
                             options or RunnerOptions(backoff_base_seconds=0.05,
-                                                     backoff_cap_seconds=0.2))
+                                                     backoff_cap_seconds=0.2),
+                            policy=policy)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
     finished = done.wait(timeout)
@@ -179,3 +193,76 @@ def test_undecoded_records_are_parsed_by_the_handler_and_bad_ones_dead_lettered_
     assert dead[0][1]["dlq-error-type"] == b"InvalidEvent"
     assert calls.count(1) <= 3, "an undecodable record is dead-lettered without retries"
     assert _committed(settings, group, topic) == 3
+
+
+def _setting(called: threading.Event, handler: BatchHandler) -> BatchHandler:
+    def call(events: list[ConsumedEvent]) -> None:
+        called.set()
+        handler(events)
+    return call
+
+
+class OffThread(FailurePolicy):
+    """Runs the handler in a thread while the member keeps polling, partitions paused."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1)
+
+    def handle(self, events: list[ConsumedEvent], handler: BatchHandler,
+               runner: RunnerControls) -> Outcome:
+        future = self.pool.submit(handler, events)
+        runner.pause_until(future.done)
+        future.result()
+        return Outcome.COMMIT
+
+
+def test_work_outlasting_max_poll_interval_is_committed_while_the_member_keeps_polling(
+    settings: Settings, producer: EventProducer, topic: str
+) -> None:
+    _publish(producer, topic, ["slow"])
+    done = threading.Event()
+    interval_ms = settings.kafka.session_timeout_ms  # librdkafka's smallest allowed
+
+    def slow(events: list[ConsumedEvent]) -> None:
+        time.sleep(interval_ms / 1000 + 3)  # inline, the member would leave the group
+        done.set()
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    _run_until(settings, topic, group, producer, slow, done,
+               RunnerOptions(extra_config={"max.poll.interval.ms": interval_ms}),
+               policy=OffThread())
+    assert _committed(settings, group, topic) == 1
+
+
+def test_a_failing_record_goes_through_the_retry_tiers_then_to_the_dlq(
+    settings: Settings, producer: EventProducer, topic: str
+) -> None:
+    tiers = [RetryTier("retry-1s", 1.0)]
+    tier_topic = f"{topic}.retry-1s"
+    ensure_topics(settings, [tier_topic])
+    _publish(producer, topic, ["bad"])
+    failed_at: list[tuple[str, float]] = []
+
+    def handler(events: list[ConsumedEvent]) -> None:
+        failed_at.append((events[0].topic, time.time()))
+        raise ValueError("cannot do this job")
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    policy = ForwardToRetryTopic(producer, tiers, backoff_base_seconds=0.05)
+    first = threading.Event()
+    _run_until(settings, topic, group, producer,
+               _setting(first, handler), first, policy=policy)
+    forwarded = wait_for_records(settings, tier_topic, lambda r: True, timeout=20)
+    assert forwarded[0].event.data["v"] == "bad"
+    assert forwarded[0].headers["retry-original-topic"] == topic
+    assert forwarded[0].headers["dlq-error-type"] == "ValueError"
+    assert _committed(settings, group, topic) == 1
+
+    second = threading.Event()
+    _run_until(settings, tier_topic, f"{group}-retry-1s", producer,
+               _setting(second, handler), second, policy=policy)
+    dead = wait_for_records(settings, dlq_name(topic), lambda r: True, timeout=20)
+    assert dead[0].event.data["v"] == "bad"
+    assert dead[0].headers["dlq-original-topic"] == tier_topic
+    assert [t for t, _ in failed_at] == [topic, tier_topic]
+    assert failed_at[1][1] >= float(forwarded[0].headers["retry-not-before"]) - 0.01
