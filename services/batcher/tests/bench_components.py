@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from switchyard.events import CloudEvent, event_headers
-from switchyard.kafka.consumer import _decode
+from switchyard.kafka.consumer import decode
 from switchyard.sinks import Record
 from switchyard.sinks.jsonl import JsonLinesSink
 from switchyard.sinks.postgres import copy_rows
@@ -61,30 +61,30 @@ def messages() -> list[_Message]:
 def test_decode_cloudevent(benchmark: Any, messages: list[_Message]) -> None:
     """What other consumers pay: the envelope parsed into a CloudEvent, headers decoded."""
     benchmark.extra_info["records"] = RECORDS
-    benchmark(lambda: [_decode(m).headers for m in messages])  # type: ignore[arg-type]
+    benchmark(lambda: [decode(m).headers for m in messages])  # type: ignore[arg-type]
 
 
 def test_decode(benchmark: Any, messages: list[_Message]) -> None:
     """What the batcher's runner does per record (``RunnerOptions(decode=False)``)."""
     benchmark.extra_info["records"] = RECORDS
-    benchmark(lambda: [_decode(m, parse=False) for m in messages])  # type: ignore[arg-type]
+    benchmark(lambda: [decode(m, parse=False) for m in messages])  # type: ignore[arg-type]
 
 
 def test_to_records(benchmark: Any, messages: list[_Message]) -> None:
     """Parsing each value once and building its row."""
-    events = [_decode(m, parse=False) for m in messages]  # type: ignore[arg-type]
+    events = [decode(m, parse=False) for m in messages]  # type: ignore[arg-type]
     benchmark.extra_info["records"] = RECORDS
     benchmark(to_records, events)
 
 
 def test_copy_rows(benchmark: Any, messages: list[_Message]) -> None:
-    records = to_records([_decode(m, parse=False) for m in messages])  # type: ignore[arg-type]
+    records = to_records([decode(m, parse=False) for m in messages])  # type: ignore[arg-type]
     benchmark.extra_info["records"] = RECORDS
     benchmark(copy_rows, "log", records)
 
 
 def test_jsonl_write(benchmark: Any, messages: list[_Message], tmp_path: Path) -> None:
-    records = to_records([_decode(m, parse=False) for m in messages])  # type: ignore[arg-type]
+    records = to_records([decode(m, parse=False) for m in messages])  # type: ignore[arg-type]
     sink = JsonLinesSink(tmp_path, 1 << 30, 3600)
     rounds = iter(range(1_000_000))
 

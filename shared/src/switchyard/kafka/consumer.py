@@ -34,8 +34,6 @@ from switchyard.kafka.records import BatchHandler, ConsumedEvent, KafkaMessage, 
 from switchyard.kafka.retry_topics import ForwardToRetryTopic, RetryTier
 from switchyard.kafka.runner import ConsumerRunner, RunnerOptions, kafka_consumer
 
-_decode = decode  # the name tail.py and the batcher's benchmarks import
-
 __all__ = [
     "BatchHandler",
     "ConsumedEvent",

@@ -9,7 +9,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 
 from switchyard.config import Settings
 from switchyard.kafka.client_config import common_config
-from switchyard.kafka.consumer import ConsumedEvent, _decode
+from switchyard.kafka.consumer import ConsumedEvent, decode
 
 
 def iter_records(settings: Settings, topic: str, *, from_beginning: bool = True,
@@ -40,7 +40,7 @@ def iter_records(settings: Settings, topic: str, *, from_beginning: bool = True,
                 continue
             last_seen = time.monotonic()
             try:
-                yield _decode(message)
+                yield decode(message)
             except ValueError:
                 continue
     finally:
