@@ -1,16 +1,16 @@
 """What an image really is, from its first bytes (magic numbers), never Content-Type.
 
-:func:`image_kind` names JPEG, PNG, GIF, WebP, AVIF, TIFF, BMP or says None; it needs
-at most :data:`SNIFF_BYTES` bytes.
+:func:`image_kind` names JPEG, PNG, GIF and WebP (the formats the image-worker reads) or
+says None; it needs at most :data:`SNIFF_BYTES` bytes.
 """
 
 from __future__ import annotations
 
-SNIFF_BYTES = 16
+SNIFF_BYTES = 12
 
 
 def image_kind(head: bytes) -> str | None:
-    """``"jpeg"``, ``"png"``, ``"gif"``, ``"webp"``, ... for the bytes an image starts with."""
+    """``"jpeg"``, ``"png"``, ``"gif"`` or ``"webp"`` for the bytes an image starts with."""
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -19,10 +19,4 @@ def image_kind(head: bytes) -> str | None:
         return "gif"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
-        return "avif"
-    if head.startswith((b"II*\x00", b"MM\x00*")):
-        return "tiff"
-    if head.startswith(b"BM"):
-        return "bmp"
     return None
