@@ -161,3 +161,12 @@ def test_other_formats_are_not_opened() -> None:
 def test_fingerprint_names_what_shapes_the_output() -> None:
     assert CompressOptions(max_pixels=1).fingerprint() == CompressOptions().fingerprint()
     assert CompressOptions(quality=50).fingerprint() != CompressOptions().fingerprint()
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
+    grey = Image.new("I;16", (256, 1))
+    grey.putdata([v * 256 for v in range(256)])
+    result = compress(encode(grey, "PNG"), OPTIONS)
+    out = Image.open(io.BytesIO(result.data))
+    assert out.mode == "L"
+    assert 100 < out.getpixel((128, 0)) < 160  # type: ignore[operator]

@@ -87,6 +87,7 @@ class Compressed:
 def compress(source: bytes, options: CompressOptions) -> Compressed:
     """The compressed image, or :class:`ImageRejected` saying why not."""
     try:
+        # Not thread-safe before Python 3.14, so _check_pixels checks Pillow's limit too.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(source), formats=OPENED_FORMATS) as image:
@@ -104,6 +105,10 @@ def compress(source: bytes, options: CompressOptions) -> Compressed:
 
 def _check_pixels(image: Image.Image, max_pixels: int) -> None:
     width, height = image.size
+    bomb_limit = Image.MAX_IMAGE_PIXELS
+    if bomb_limit is not None and width * height > bomb_limit:  # whatever warnings do
+        raise ImageRejected("decompression_bomb", f"{width}x{height} is over Pillow's "
+                            f"decompression bomb limit of {bomb_limit} pixels")
     frames = getattr(image, "n_frames", 1)
     if width * height * frames > max_pixels:
         raise ImageRejected("too_many_pixels", f"{width}x{height} x {frames} frame(s) is "
@@ -130,6 +135,9 @@ def _compress(image: ImageFile.ImageFile, source: bytes,
     if orientation in _TRANSPOSE:
         resized = resized.transpose(_TRANSPOSE[orientation])
 
+    if resized.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey: scale, not clip
+        resized = resized.convert("I").point(lambda value: value / 256).convert("L")
+        source_mode = "L"
     alpha = False
     if image.has_transparency_data:  # kept only if some pixel is not fully opaque
         resized = resized.convert("RGBA")
