@@ -13,6 +13,7 @@ and ``str(error)`` (for people)::
         ├── RefusedUrl            bad_url, bad_scheme, credentials_in_url
         ├── RefusedAddress        refused_address (SSRF guard)             .address
         ├── HttpRefused           http_4xx, bad_status                      .status
+        ├── TlsFailure            tls_failed (certificate or handshake)
         ├── TooManyRedirects      too_many_redirects
         ├── TooLarge              too_large
         └── NotAnImage            not_an_image
@@ -86,6 +87,10 @@ class HttpRefused(PermanentFetchError):
     def __init__(self, status: int, *, url: str = "", reason: str | None = None) -> None:
         super().__init__(f"HTTP {status} from {url}", url=url, reason=reason)
         self.status = status
+
+
+class TlsFailure(PermanentFetchError):
+    reason = "tls_failed"
 
 
 class TooManyRedirects(PermanentFetchError):

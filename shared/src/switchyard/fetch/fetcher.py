@@ -9,9 +9,9 @@ Guarantees of :class:`Fetcher`:
 - Redirects are followed by hand, at most ``max_redirects``, each target re-checked.
 - The whole fetch (redirects and body) takes at most ``total_timeout_seconds``, counted
   from when it gets its concurrency slots; a body over ``max_bytes`` is cut off while it
-  streams (``Content-Length`` is not trusted, and compression is not asked for).
+  streams (:mod:`switchyard.fetch.body`; compression is not asked for nor undone).
 - :meth:`Fetcher.fetch_image` accepts only bytes that start like an image, whatever the
-  ``Content-Type`` says.
+  ``Content-Type`` says (:mod:`switchyard.fetch.sniff`).
 - At most ``max_concurrency`` fetches in flight, ``max_per_host`` per host
   (:mod:`switchyard.fetch.limits`).
 - Every failure is one :class:`~switchyard.fetch.errors.FetchError`: transient (retry)
@@ -21,6 +21,7 @@ Guarantees of :class:`Fetcher`:
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -29,16 +30,16 @@ from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from switchyard.config import FetchSettings
+from switchyard.fetch.body import read_capped
 from switchyard.fetch.errors import (
     ConnectionFailed,
     DnsFailure,
     FetchError,
     FetchTimeout,
     HttpRefused,
-    NotAnImage,
     RefusedUrl,
     ServerUnavailable,
-    TooLarge,
+    TlsFailure,
     TooManyRedirects,
 )
 from switchyard.fetch.guard import AddressGuard
@@ -47,7 +48,6 @@ from switchyard.fetch.resolver import GuardedResolver
 from switchyard.fetch.sniff import SNIFF_BYTES, image_kind
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,12 @@ class Fetcher:
     """A guarded HTTP GET client; use as ``async with Fetcher(settings) as fetcher``."""
 
     def __init__(self, settings: FetchSettings | None = None, *,
-                 resolver: AbstractResolver | None = None) -> None:
+                 resolver: AbstractResolver | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """``resolver`` answers DNS (the system's by default), ``ssl_context`` says which
+        certificates to trust (the system's by default); hostnames are always verified."""
         self.settings = settings if settings is not None else FetchSettings()
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self.guard = AddressGuard(self.settings.allow)
         self._inner_resolver = resolver
         self._limits = ConcurrencyLimits(self.settings.max_concurrency,
@@ -133,54 +137,31 @@ class Fetcher:
                     location = resp.headers.get("Location")
                     if not location:
                         raise HttpRefused(resp.status, url=str(url), reason="bad_status")
-                    return url.join(URL(location))
+                    try:
+                        return url.join(URL(location))
+                    except ValueError:
+                        raise RefusedUrl(f"bad redirect Location: {location!r}") from None
                 if resp.status == 429 or resp.status >= 500:
                     raise ServerUnavailable(resp.status, url=str(url))
                 if not 200 <= resp.status < 300:
                     raise HttpRefused(resp.status, url=str(url), reason=(
                         "http_4xx" if 400 <= resp.status < 500 else "bad_status"))
-                content = await self._read(resp, image=image)
+                content = await read_capped(resp, max_bytes=self.settings.max_bytes,
+                                             image=image)
                 return Fetched(str(url), resp.status, content,
                                resp.headers.get("Content-Type", ""),
                                image_kind(content[:SNIFF_BYTES]) if image else None)
         except FetchError:
             raise
-        except aiohttp.ClientConnectorDNSError as exc:
-            raise DnsFailure(f"cannot resolve {url.host}: {exc}") from exc
-        except aiohttp.InvalidURL as exc:
-            raise RefusedUrl(f"not a valid URL: {exc}") from exc
-        except aiohttp.ClientError as exc:
-            raise ConnectionFailed(f"{type(exc).__name__}: {exc}") from exc
-        except OSError as exc:
-            raise ConnectionFailed(f"{type(exc).__name__}: {exc}") from exc
-
-    async def _read(self, resp: aiohttp.ClientResponse, *, image: bool) -> bytes:
-        limit = self.settings.max_bytes
-        if resp.content_length is not None and resp.content_length > limit:
-            raise TooLarge(f"Content-Length {resp.content_length} is over {limit} bytes")
-        body = bytearray()
-        sniffed = False
-        async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
-            body += chunk
-            if len(body) > limit:
-                raise TooLarge(f"body is over {limit} bytes")
-            if image and not sniffed and len(body) >= SNIFF_BYTES:
-                self._sniff(body)
-                sniffed = True
-        if image and not sniffed:
-            self._sniff(body)
-        return bytes(body)
-
-    @staticmethod
-    def _sniff(body: bytearray) -> None:
-        if image_kind(bytes(body[:SNIFF_BYTES])) is None:
-            raise NotAnImage(f"the body does not start like an image: {bytes(body[:8])!r}")
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise _classified(exc, url) from exc
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(
                 resolver=GuardedResolver(self.guard, self._inner_resolver),
                 use_dns_cache=False,
+                ssl=self._ssl,
                 limit=self.settings.max_concurrency,
                 limit_per_host=self.settings.max_per_host,
             )
@@ -192,3 +173,17 @@ class Fetcher:
                 trust_env=False,
             )
         return self._session
+
+
+def _classified(exc: BaseException, url: URL) -> FetchError:
+    """The :class:`FetchError` for an exception of the HTTP client."""
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, TimeoutError):  # connecting; the total cap cancels instead
+        return FetchTimeout(message)
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return DnsFailure(f"cannot resolve {url.host}: {exc}")
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return TlsFailure(message)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return RefusedUrl(message)
+    return ConnectionFailed(message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import socket
+import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -35,9 +36,10 @@ class Server:
     in_flight: int = 0
     max_in_flight: int = 0
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    scheme: str = "http"
 
     def url(self, path: str, host: str | None = None) -> str:
-        return f"http://{host or self.host}:{self.port}{path}"
+        return f"{self.scheme}://{host or self.host}:{self.port}{path}"
 
 
 def _app(server: Server) -> web.Application:
@@ -80,7 +82,7 @@ def _app(server: Server) -> web.Application:
         raise web.HTTPFound(f"/redirect/{left - 1}" if left > 0 else "/ok.png")
 
     async def redirect_to(request: web.Request) -> web.Response:
-        raise web.HTTPFound(request.query["to"])
+        return web.Response(status=302, headers={"Location": request.query["to"]})
 
     async def status(request: web.Request) -> web.Response:
         return web.Response(status=int(request.match_info["code"]), text="no")
@@ -112,11 +114,12 @@ def _app(server: Server) -> web.Application:
 
 
 @asynccontextmanager
-async def serve(host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[Server]:
-    server = Server(host, port)
+async def serve(host: str = "127.0.0.1", port: int = 0,
+                ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Server]:
+    server = Server(host, port, scheme="https" if ssl_context else "http")
     runner = web.AppRunner(_app(server), shutdown_timeout=0.1)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     sockets = site._server.sockets  # type: ignore[union-attr]
     server.port = sockets[0].getsockname()[1]

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +23,7 @@ from switchyard.fetch.errors import (
     PermanentFetchError,
     RefusedAddress,
     ServerUnavailable,
+    TlsFailure,
     TooLarge,
     TooManyRedirects,
     TransientFetchError,
@@ -88,7 +93,8 @@ def test_redirect_to_metadata_address_is_refused(run: Any, serve: Any) -> None:
             error = await fetch_error(fetcher, server.url(f"/redirect-to?to={target}"))
             assert isinstance(error, RefusedAddress)
             assert error.url == target
-            for to in ("http://[::1]/x", "http://[::ffff:a9fe:a9fe]/", "file:///etc/passwd"):
+            for to in ("http://[::1]/x", "http://[::ffff:a9fe:a9fe]/", "file:///etc/passwd",
+                       "//10.0.0.1/x", "http://[::1"):
                 error = await fetch_error(fetcher, server.url(f"/redirect-to?to={to}"))
                 assert isinstance(error, PermanentFetchError), to
 
@@ -216,5 +222,33 @@ def test_one_slow_host_does_not_starve_the_others(run: Any, serve: Any) -> None:
                 slow.release.set()
                 assert all(r.kind == "png" for r in await asyncio.gather(*stuck))
                 assert slow.max_in_flight == 2
+
+    run(scenario())
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_tls_verifies_the_hostname_on_the_checked_address(run: Any, serve: Any,
+                                                          scripted_resolver: Any,
+                                                          tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=images.test",
+                    "-addext", "subjectAltName=DNS:images.test"],
+                   check=True, capture_output=True, timeout=30)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    trust = ssl.create_default_context(cafile=str(cert))
+
+    async def scenario() -> None:
+        async with serve(ssl_context=server_tls) as server:
+            resolver = scripted_resolver("127.0.0.1", "127.0.0.1")
+            async with Fetcher(LOOPBACK, resolver=resolver, ssl_context=trust) as fetcher:
+                fetched = await fetcher.fetch_image(server.url("/ok.png", "images.test"))
+                assert fetched.kind == "png"
+                error = await fetch_error(fetcher, server.url("/ok.png", "other.test"))
+                assert isinstance(error, TlsFailure), error
+                assert isinstance(error, PermanentFetchError)
+            assert resolver.lookups == ["images.test", "other.test"]
 
     run(scenario())
