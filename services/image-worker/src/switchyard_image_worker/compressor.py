@@ -22,6 +22,7 @@ Any refusal is :class:`ImageRejected` with a stable ``reason``.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -97,7 +98,7 @@ def compress(source: bytes, options: CompressOptions) -> Compressed:
         raise ImageRejected("decompression_bomb", str(exc)) from None
     except UnidentifiedImageError:
         raise ImageRejected("not_an_image", "not a JPEG, PNG, WebP or GIF image") from None
-    except (OSError, EOFError, SyntaxError, ValueError) as exc:
+    except (OSError, EOFError, SyntaxError, ValueError, IndexError, struct.error) as exc:
         truncated = "truncated" in str(exc) or isinstance(exc, EOFError)
         raise ImageRejected("truncated" if truncated else "corrupt",
                             f"{type(exc).__name__}: {exc}") from None
@@ -117,7 +118,10 @@ def _check_pixels(image: Image.Image, max_pixels: int) -> None:
 
 def _compress(image: ImageFile.ImageFile, source: bytes,
               options: CompressOptions) -> Compressed:
-    orientation = image.getexif().get(_ORIENTATION, 1)
+    try:
+        orientation = image.getexif().get(_ORIENTATION, 1)
+    except (ValueError, TypeError, SyntaxError, OSError, struct.error):
+        orientation = 1  # unreadable EXIF: shown as stored, and dropped anyway
     icc = image.info.get("icc_profile")
     has_metadata = any(image.info.get(key) for key in _METADATA_KEYS)
     source_mode, source_size = image.mode, image.size
@@ -146,7 +150,8 @@ def _compress(image: ImageFile.ImageFile, source: bytes,
     out_format: OutputFormat = "webp" if alpha else options.format
     if out_mode != resized.mode:
         resized = resized.convert(out_mode)
-    keep_icc = icc and (source_mode == out_mode or source_mode in ("RGBA", "P", "PA"))
+    keep_icc = icc and (source_mode == out_mode == "L" or (
+        source_mode in ("RGB", "RGBA", "P", "PA") and out_mode in ("RGB", "RGBA")))
     resized.info = {}  # drop EXIF, XMP, comments: nothing of the source is written
 
     out = io.BytesIO()
