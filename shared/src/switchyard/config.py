@@ -10,14 +10,16 @@ happens to lie in its working directory never changes its settings.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -111,6 +113,55 @@ class BatcherSettings(BaseModel):
     breaker_reset_seconds: float = Field(default=2.0, gt=0, le=600)
 
 
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class FetchSettings(BaseModel):
+    """Fetching URLs given by users (product images, ``http.request`` jobs)."""
+
+    # Addresses or networks the SSRF guard lets through although they are private,
+    # loopback, ...: ``FETCH__ALLOW=127.0.0.1/32,10.1.0.0/16``. Empty: none.
+    allow: Annotated[tuple[IpNetwork, ...], NoDecode] = ()
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # The whole fetch, redirects and body included.
+    total_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024**3)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    # Fetches in flight per process, and per origin host (so one slow supplier cannot
+    # take every slot).
+    max_concurrency: int = Field(default=32, ge=1, le=10_000)
+    max_per_host: int = Field(default=4, ge=1, le=1_000)
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> tuple[IpNetwork, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        networks: list[IpNetwork] = []
+        bad: list[str] = []
+        for item in items:
+            text = str(item).strip()
+            if not text:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(text, strict=True))
+            except ValueError:
+                bad.append(text)
+        if bad:
+            raise ValueError(f"not an address or network: {', '.join(bad)}")
+        return tuple(networks)
+
+
+class ImageWorkerSettings(BaseModel):
+    """How the image-worker compresses product images."""
+
+    longest_side: int = Field(default=1600, ge=16, le=16_384)
+    # Images with transparency are written as WebP whatever this says.
+    format: Literal["jpeg", "webp"] = "jpeg"
+    quality: int = Field(default=82, ge=1, le=100)
+    # Refused before decoding: width x height x frames above this.
+    max_pixels: int = Field(default=50_000_000, ge=1, le=1_000_000_000)
+
+
 class Settings(BaseSettings):
     """Everything a Switchyard process reads from its environment."""
 
@@ -142,6 +193,8 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     ingest: IngestSettings = IngestSettings()
     batcher: BatcherSettings = BatcherSettings()
+    fetch: FetchSettings = FetchSettings()
+    image_worker: ImageWorkerSettings = ImageWorkerSettings()
 
     @field_validator("database_url")
     @classmethod
