@@ -26,7 +26,7 @@ def test_migration_matches_the_models(engine: sa.Engine) -> None:
 
 
 @pytest.mark.parametrize(("statement", "constraint"), [
-    ("INSERT INTO coupons (name, amount, remaining_amount) VALUES ('bad name', 1, 1)",
+    ("INSERT INTO coupons (name, amount, remaining_amount) VALUES (' bad name', 1, 1)",
      "ck_coupons_name_format"),
     ("INSERT INTO coupons (name, amount, remaining_amount) VALUES (:n || 'z', 0, 0)",
      "ck_coupons_amount_positive"),
