@@ -14,6 +14,7 @@ from switchyard_api.coupons.claims import ClaimService
 from switchyard_api.coupons.gate import ClaimGate
 from switchyard_api.coupons.group_commit import BatchFailed
 from switchyard_api.coupons.schemas import (
+    RESERVED_NAME,
     Claim,
     ClaimCreate,
     Coupon,
@@ -120,7 +121,9 @@ def claim_coupon(body: ClaimCreate) -> Claim:
           description="One snapshot: `remaining_amount` = `amount` - len(`claimed_by`); "
                       "`claimed_by` lists every claimant in claim order. The name is "
                       "URL-encoded in the path.",
-          responses={200: Out("the coupon", Coupon)}, problems={404: _NOT_FOUND})
+          responses={200: Out("the coupon", Coupon)},
+          problems={404: _NOT_FOUND,
+                    405: f"the name `{RESERVED_NAME}`: that path is the claim endpoint's"})
 def get_coupon(name: str) -> Coupon:
     store, _ = _parts()
     coupon = store.get(name)

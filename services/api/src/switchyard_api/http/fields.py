@@ -74,18 +74,18 @@ def _rfc3339(value: Any) -> Any:
     return value
 
 
-def _representable(value: datetime) -> datetime:
+def _in_utc(value: datetime) -> datetime:
+    # RFC 3339 allows offsets up to 23:59; PostgreSQL's stop at 15:59. UTC suits both.
     try:
-        value.astimezone(UTC)
+        return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("must fall between years 1 and 9999 in UTC") from None
-    return value
 
 
 Timestamp = Annotated[
     datetime,
     BeforeValidator(_rfc3339),
-    AfterValidator(_representable),
+    AfterValidator(_in_utc),
     WithJsonSchema({"type": "string", "format": "date-time",
                     "description": "RFC 3339 with an offset, at most 6 fractional digits"}),
 ]
@@ -103,7 +103,8 @@ def _json_value_schema() -> dict[str, Any]:
 
 # Any JSON PostgreSQL's jsonb and our serialiser hold; a component of the document.
 JSON_VALUE_SCHEMA: dict[str, Any] = {
-    "description": "any JSON; integers within signed 64 bits, strings without NUL",
+    "description": "any JSON; a number without a fractional part (1e30 too) fits signed "
+                   "64 bits; strings hold no NUL",
     "anyOf": [
         {"type": "null"}, {"type": "boolean"},
         {"type": "string", "pattern": NO_NUL_PATTERN},

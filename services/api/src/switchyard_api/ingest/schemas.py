@@ -85,7 +85,8 @@ class LogEntry(BaseModel):
     level: str
     message: str
     timestamp: datetime
-    attributes: dict[str, Any]
+    # Any JSON, not just objects: a row some other writer stored must still be readable.
+    attributes: Any = Field(description="the object sent")
     received_at: datetime = Field(description="when the API accepted it")
 
 
@@ -96,7 +97,7 @@ class HealthPing(BaseModel):
     service: str
     status: str
     latency_ms: float | None
-    details: dict[str, Any] | None
+    details: Any = Field(description="the object sent, or null")
     target_id: int | None = Field(description="the health-checker's target, if it probed")
     timestamp: datetime
     received_at: datetime
