@@ -23,7 +23,7 @@ from switchyard.devstack.processes import free_port
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = os.environ.get("CONTRACT_EXAMPLES", "25")
+EXAMPLES = os.environ.get("CONTRACT_EXAMPLES", "50")
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
@@ -58,5 +58,5 @@ def test_every_operation_keeps_the_document(api_url: str, settings: Settings,
     output = result.stdout + result.stderr
     cases = re.search(r"Test cases:\s*(.*)", output)
     # The run's figures, for `pytest -s`.
-    print(f"schemathesis: {elapsed:.0f}s, {cases.group(1) if cases else '?'}")
+    print(output, f"schemathesis: {elapsed:.0f}s, {cases.group(1) if cases else '?'}")
     assert result.returncode == 0, output[-20_000:]
