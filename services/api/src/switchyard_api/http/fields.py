@@ -14,12 +14,23 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
+# pattern → what a 400 says when a value does not match it (instead of the regex itself)
+PATTERN_MESSAGES: dict[str, str] = {}
+
+
+def explained(pattern: str, message: str) -> str:
+    PATTERN_MESSAGES[pattern] = message
+    return pattern
+
+
 # "Printable": no control characters (Unicode Cc: U+0000-U+001F, U+007F-U+009F).
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
 # Printable text that neither starts nor ends with a space.
-TRIMMED_PATTERN = rf"^[^{_CONTROL} ](?:[^{_CONTROL}]*[^{_CONTROL} ])?$"
+TRIMMED_PATTERN = explained(rf"^[^{_CONTROL} ](?:[^{_CONTROL}]*[^{_CONTROL} ])?$",
+                            "must be printable (no control characters), without leading or "
+                            "trailing spaces")
 # PostgreSQL text cannot hold NUL; everything else is stored as sent.
-NO_NUL_PATTERN = r"^[^\x00]*$"
+NO_NUL_PATTERN = explained(r"^[^\x00]*$", "must not contain NUL (\\u0000)")
 
 
 def trimmed(max_length: int, description: str) -> Any:

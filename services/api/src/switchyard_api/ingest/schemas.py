@@ -13,14 +13,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from switchyard_api.http.fields import JsonObject, Timestamp, text
+from switchyard_api.http.fields import JsonObject, Timestamp, explained, text
 from switchyard_api.http.pagination import PageQuery
 
 Service = Annotated[str, text(1, 200)]
 Level = Literal["debug", "info", "warning", "error", "critical"]
 Status = Literal["up", "down", "degraded"]
 # The position after an item: microseconds since the Unix epoch, then the item's id.
-CURSOR_PATTERN = r"^-?[0-9]{1,18}_[0-9a-f]{32}$"
+CURSOR_PATTERN = explained(r"^-?[0-9]{1,18}_[0-9a-f]{32}$", "not a cursor this API issues")
 Cursor = Annotated[str, Field(pattern=CURSOR_PATTERN,
                               description="`next_cursor` of the previous page")]
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from switchyard_api.http.fields import no_nulls, trimmed
+from switchyard_api.http.fields import explained, no_nulls, trimmed
 from switchyard_api.http.pagination import PageQuery
 
 # Digits, spaces and dashes after an optional +; nothing is stripped or rewritten.
-MOBILE_PATTERN = r"^\+?[0-9][0-9 \-]{5,30}$"
+MOBILE_PATTERN = explained(r"^\+?[0-9][0-9 \-]{5,30}$",
+                           "must be 6 to 31 digits, spaces or dashes, optionally after a +")
 
 Name = Annotated[str, trimmed(200, "1-200 printable characters, no leading or trailing spaces")]
 Mobile = Annotated[str, Field(pattern=MOBILE_PATTERN,
@@ -18,7 +19,7 @@ Mobile = Annotated[str, Field(pattern=MOBILE_PATTERN,
 Latitude = Annotated[float, Field(ge=-90, le=90, strict=True)]
 Longitude = Annotated[float, Field(ge=-180, le=180, strict=True)]
 # The cursor is the last id of the previous page: any such number is a valid position.
-USER_CURSOR = r"^(0|[1-9][0-9]{0,17})$"
+USER_CURSOR = explained(r"^(0|[1-9][0-9]{0,17})$", "not a cursor this API issues")
 
 
 class UserCreate(BaseModel):
@@ -45,13 +46,18 @@ class UserPatch(BaseModel):
     latitude: Latitude | None = None
     longitude: Longitude | None = None
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only for fields sent: leaving one out is how a PATCH keeps it.
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep it")
+        return value
+
     @model_validator(mode="after")
     def _something_to_change(self) -> UserPatch:
         if not self.model_fields_set:
             raise ValueError("send at least one of name, mobile, latitude, longitude")
-        for field in self.model_fields_set:
-            if getattr(self, field) is None:
-                raise ValueError(f"{field} cannot be null")
         return self
 
 
