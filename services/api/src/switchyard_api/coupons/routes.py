@@ -122,7 +122,7 @@ def claim_coupon(body: ClaimCreate) -> Claim:
                       "`claimed_by` lists every claimant in claim order. The name is "
                       "URL-encoded in the path.",
           responses={200: Out("the coupon", Coupon)},
-          problems={404: _NOT_FOUND,
+          problems={404: _NOT_FOUND, 503: "PostgreSQL did not answer; retry (see Retry-After)",
                     405: f"the name `{RESERVED_NAME}`: that path is the claim endpoint's"})
 def get_coupon(name: str) -> Coupon:
     store, _ = _parts()

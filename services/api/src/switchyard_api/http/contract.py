@@ -118,7 +118,8 @@ def endpoint(
         all_problems.setdefault(404, "nothing by this name")
     adapters = {status: TypeAdapter(out.model) for status, out in responses.items()
                 if out.model is not None}
-    (success,) = [status for status in responses if status < 300][:1] or [200]
+    # The status a view's plain return value goes out with.
+    success = min((status for status in responses if status < 300), default=200)
 
     def decorate(view: View) -> Callable[..., Response]:
         operation = Operation(method.upper(), spec_path, view.__name__, summary, tags,
