@@ -10,6 +10,7 @@ from switchyard import tracing
 from switchyard.config import Settings, get_settings
 from switchyard.logging import configure_logging
 from switchyard_api.coupons.routes import coupons
+from switchyard_api.coupons.schemas import CouponNameConverter
 from switchyard_api.http import problems, request_context
 from switchyard_api.ingest.routes import ingest
 from switchyard_api.ops import ops
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("switchyard_api")
     app.config["MAX_CONTENT_LENGTH"] = settings.api.max_body_bytes
     app.url_map.strict_slashes = False
+    app.url_map.converters["coupon_name"] = CouponNameConverter
     app.extensions["switchyard"] = ApiServices(settings)
 
     request_context.install(app, settings.service_name)

@@ -1,48 +1,81 @@
-"""Operational endpoints: /healthz, /readyz, /metrics, /openapi.json."""
+"""Operational endpoints: /healthz, /readyz, /metrics, /openapi.json, each declared once."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from typing import Any, Literal
+
+from flask import Blueprint, current_app
+from pydantic import BaseModel, ConfigDict
 
 from switchyard import metrics
-from switchyard_api.http.responses import json_response
+from switchyard_api.http.contract import Out, Reply, endpoint
 from switchyard_api.openapi import build_openapi
 
 ops = Blueprint("ops", __name__)
+TAGS = ("ops",)
 
 
-@ops.get("/healthz")
-def healthz() -> Response:
-    return json_response({"status": "ok"})
+class Alive(BaseModel):
+    model_config = ConfigDict(title="Alive")
+
+    status: Literal["ok"]
 
 
-@ops.get("/readyz")
-def readyz() -> Response:
+class Ready(BaseModel):
+    model_config = ConfigDict(title="Ready")
+
+    status: Literal["ready"]
+    checks: dict[str, str]
+
+
+class NotReady(BaseModel):
+    """A problem document that also names each dependency's state."""
+
+    model_config = ConfigDict(title="NotReady")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    checks: dict[str, str]
+
+
+@endpoint(ops, "GET", "/healthz", summary="Liveness", tags=TAGS,
+          responses={200: Out("alive", Alive)})
+def healthz() -> Alive:
+    return Alive(status="ok")
+
+
+@endpoint(ops, "GET", "/readyz", summary="Readiness: each dependency's state by name", tags=TAGS,
+          responses={200: Out("ready", Ready),
+                     503: Out("a dependency every request needs does not answer", NotReady,
+                              headers={"Retry-After": {"schema": {"type": "string"}}},
+                              media_type="application/problem+json")})
+def readyz() -> Reply:
     report = current_app.extensions["switchyard"].readiness.report()
+    checks = report.as_dict()["checks"]
     if report.ready:
-        return json_response(report.as_dict())
+        return Reply(Ready(status="ready", checks=checks))
     failing = ", ".join(sorted(report.failures))
-    body = {
-        "type": "/problems/not-ready", "title": "Service Unavailable", "status": 503,
-        "detail": f"not ready: {failing} did not answer", **report.as_dict(),
-    }
-    response = json_response(body, 503, {"Retry-After": "1"})
-    response.mimetype = "application/problem+json"
-    return response
+    return Reply(NotReady(type="/problems/not-ready", title="Service Unavailable", status=503,
+                          detail=f"not ready: {failing} did not answer", checks=checks),
+                 503, {"Retry-After": "1"})
 
 
-@ops.get("/metrics")
-def prometheus_metrics() -> Response:
+@endpoint(ops, "GET", "/metrics", summary="Prometheus metrics", tags=TAGS,
+          responses={200: Out("Prometheus text format", str, media_type="text/plain")})
+def prometheus_metrics() -> Reply:
     body, content_type = metrics.render()
-    return Response(body, content_type=content_type)
+    return Reply(body, headers={"Content-Type": content_type}, raw=True)
 
 
-_document: dict[str, object] | None = None
+_document: dict[str, Any] | None = None
 
 
-@ops.get("/openapi.json")
-def openapi() -> Response:
+@endpoint(ops, "GET", "/openapi.json", summary="This document (OpenAPI 3.1)", tags=TAGS,
+          responses={200: Out("OpenAPI 3.1", dict[str, Any])})
+def openapi() -> Reply:
     global _document
     if _document is None:
         _document = build_openapi()
-    return json_response(_document)
+    return Reply(_document)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -62,10 +63,15 @@ def test_taken_name_is_409(api: Api) -> None:
     (b'{"name": 5, "amount": 5}', {"name"}),
     (b'{"name": "X", "amount": 0}', {"amount"}),
     (b'{"name": "X", "amount": -3}', {"amount"}),
-    (b'{"name": "X", "amount": 1000001}', {"amount"}),
+    (b'{"name": "X", "amount": 2147483648}', {"amount"}),
+    (b'{"name": "X", "amount": 1e10}', {"amount"}),
     (b'{"name": "", "amount": 5}', {"name"}),
-    (b'{"name": "no spaces", "amount": 5}', {"name"}),
-    (b'{"name": "' + b"x" * 65 + b'", "amount": 5}', {"name"}),
+    (b'{"name": " leading space", "amount": 5}', {"name"}),
+    (b'{"name": "trailing space ", "amount": 5}', {"name"}),
+    (b'{"name": "tab\\there", "amount": 5}', {"name"}),
+    (b'{"name": "nul\\u0000", "amount": 5}', {"name"}),
+    (b'{"name": "claim", "amount": 5}', {"name"}),
+    (b'{"name": "' + b"x" * 256 + b'", "amount": 5}', {"name"}),
     (b'{"name": "X", "amount": 5, "stock": 5}', {"stock"}),
     (b'{"name": "", "amount": 0}', {"name", "amount"}),
 ], ids=lambda value: value.decode()[:40] if isinstance(value, bytes) else None)
@@ -107,8 +113,35 @@ def test_unknown_coupon_is_404(api: Api) -> None:
     assert_problem(response, 404, "coupon-not-found")
     assert_problem(api.call("GET", f"/api/coupons/NOPE_{api.strategy}"), 404)
     # Names that could never be created are unknown too, not errors.
-    for path in ("/api/coupons/no%20such", "/api/coupons/x%00y", "/api/coupons/" + "x" * 65):
+    for path in ("/api/coupons/no%20such", "/api/coupons/x%00y", "/api/coupons/" + "x" * 256):
         assert_problem(api.call("GET", path), 404)
+
+
+@pytest.mark.parametrize("name", ["BLACK FRIDAY 50%", "PROMO.2026", "a/b", "Ünï cødé ✓",
+                                  "x" * 255])
+def test_any_printable_name_works_url_encoded(api: Api, name: str) -> None:
+    name = f"{name[:240]}{api.strategy}"
+    response = api.call("POST", "/api/coupons", {"name": name, "amount": 2_147_483_647})
+    assert response.status_code == 201, response.text
+    assert response.headers["Location"] == f"/api/coupons/{quote(name, safe='')}"
+    assert api.claim("user_1", name) == 200
+    assert api.call("GET", response.headers["Location"]).json() == {
+        "name": name, "amount": 2_147_483_647, "remaining_amount": 2_147_483_646,
+        "claimed_by": ["user_1"]}
+
+
+def test_an_integral_amount_may_be_written_as_a_float(api: Api) -> None:
+    name = f"FLOAT_{api.strategy}"
+    response = api.call("POST", "/api/coupons", raw=f'{{"name": "{name}", "amount": 3.0}}'
+                        .encode())
+    assert response.status_code in (201, 409) and api.coupon(name)["amount"] == 3
+
+
+def test_get_on_the_claim_path_is_405_naming_only_post(api: Api) -> None:
+    for method in ("GET", "PUT", "DELETE"):
+        response = api.call(method, "/api/coupons/claim")
+        assert_problem(response, 405, None)
+        assert response.headers["Allow"] == "POST"
 
 
 @pytest.mark.parametrize(("raw", "fields"), [
@@ -122,7 +155,8 @@ def test_unknown_coupon_is_404(api: Api) -> None:
     (b'{"user_id": "u\\u0000", "coupon_name": "X"}', {"user_id"}),
     (b'{"user_id": "' + b"u" * 129 + b'", "coupon_name": "X"}', {"user_id"}),
     (b'{"user_id": "u1", "coupon_name": ["X"]}', {"coupon_name"}),
-    (b'{"user_id": "u1", "coupon_name": "a/b"}', {"coupon_name"}),
+    (b'{"user_id": "u1", "coupon_name": "a\\u007fb"}', {"coupon_name"}),
+    (b'{"user_id": "u1 ", "coupon_name": "X"}', {"user_id"}),
     (b'{"user_id": "u1", "coupon_name": "X", "extra": 1}', {"extra"}),
 ], ids=lambda value: value.decode()[:40] if isinstance(value, bytes) else None)
 def test_invalid_claim_body_is_400(api: Api, raw: bytes, fields: set[str] | None) -> None:

@@ -26,7 +26,7 @@ def test_migration_matches_the_models(engine: sa.Engine) -> None:
 
 
 @pytest.mark.parametrize(("statement", "constraint"), [
-    ("INSERT INTO coupons (name, amount, remaining_amount) VALUES ('bad name', 1, 1)",
+    ("INSERT INTO coupons (name, amount, remaining_amount) VALUES (' bad name', 1, 1)",
      "ck_coupons_name_format"),
     ("INSERT INTO coupons (name, amount, remaining_amount) VALUES (:n || 'z', 0, 0)",
      "ck_coupons_amount_positive"),
@@ -64,5 +64,26 @@ def test_downgrade_and_upgrade_again(settings: Settings) -> None:
         with engine.connect() as connection:
             assert connection.execute(sa.text(
                 "SELECT to_regproc('claim_coupon_batch') IS NOT NULL")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_migration_0004_widens_names_and_goes_back(settings: Settings) -> None:
+    base = settings.database_url.rsplit("/", 1)[0]
+    scratch = settings.model_copy(
+        update={"database_url": f"{base}/switchyard_migration_{uuid.uuid4().hex[:8]}"})
+    upgrade(scratch, "0004")
+    engine = sa.create_engine(scratch.sqlalchemy_url, poolclass=sa.pool.NullPool)
+    insert = sa.text("INSERT INTO coupons (name, amount, remaining_amount) VALUES (:n, 1, 1)")
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert, {"n": "BLACK FRIDAY 50% " + "x" * 200})
+        for bad in (" lead", "trail ", "tab\there", "x" * 256):
+            with pytest.raises(sa.exc.DBAPIError), engine.begin() as connection:
+                connection.execute(insert, {"n": bad})
+        with engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM coupons"))
+        downgrade(scratch, "0003")
+        upgrade(scratch, "0004")
     finally:
         engine.dispose()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from openapi_spec_validator import validate
 
+from switchyard_api.http.contract import openapi_path
 from switchyard_api.openapi import build_openapi
 
 
@@ -20,7 +21,7 @@ def test_every_route_is_documented() -> None:
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = rule.rule.replace("<int:", "{").replace("<", "{").replace(">", "}")
+        path, _ = openapi_path(rule.rule)
         assert path in documented, f"{path} is served but not in /openapi.json"
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert method.lower() in documented[path], f"{method} {path} undocumented"

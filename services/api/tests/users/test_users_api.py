@@ -176,3 +176,22 @@ def test_request_id_is_echoed_or_made(client: FlaskClient) -> None:
     made = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
     assert made.headers["X-Request-ID"] != "bad id with spaces"
     assert len(made.headers["X-Request-ID"]) == 32
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"name": " Grace", "mobile": "123456", "latitude": 0, "longitude": 0}, "name"),
+    ({"name": "Grace ", "mobile": "123456", "latitude": 0, "longitude": 0}, "name"),
+    ({"name": "Gr\u0007ce", "mobile": "123456", "latitude": 0, "longitude": 0}, "name"),
+    ({"name": "Grace", "mobile": " 123456", "latitude": 0, "longitude": 0}, "mobile"),
+])
+def test_nothing_is_stripped_what_the_schema_refuses_is_refused(
+        client: FlaskClient, body: dict[str, object], field: str) -> None:
+    response = client.post("/users", json=body)
+    assert response.status_code == 400
+    assert [e["field"] for e in response.get_json()["errors"]] == [field]
+
+
+def test_a_patch_null_is_named(client: FlaskClient) -> None:
+    response = client.patch("/users/1", json={"name": None, "latitude": 1})
+    assert response.status_code == 400
+    assert [e["field"] for e in response.get_json()["errors"]] == ["name"]

@@ -2,55 +2,53 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from werkzeug.routing import BaseConverter
 
-from switchyard.db.models.coupons import NAME_PATTERN
+from switchyard.db.models.coupons import MAX_NAME_LENGTH
+from switchyard_api.http.fields import INTEGRAL, trimmed
 
-# GET lists every claimant in one response; a million user ids is already ~20 MB.
-MAX_AMOUNT = 1_000_000
-_NAME = re.compile(NAME_PATTERN)
-
-
-def is_coupon_name(value: str) -> bool:
-    return _NAME.fullmatch(value) is not None
+MAX_AMOUNT = 2_147_483_647  # PostgreSQL integer
+# `/api/coupons/claim` is the claim endpoint, so no coupon can be read at that path.
+RESERVED_NAME = "claim"
 
 
-def _name(value: str) -> str:
-    if not is_coupon_name(value):
-        raise ValueError("must be 1 to 64 letters, digits, '_' or '-'")
-    return value
 
-
-def _user_id(value: str) -> str:
-    # Ids are compared byte for byte, so invisible differences are refused, not guessed at.
-    if not value.isprintable() or value != value.strip():
-        raise ValueError("must be printable, without leading or trailing spaces")
+def _not_reserved(value: str) -> str:
+    if value == RESERVED_NAME:
+        raise ValueError(f"`{RESERVED_NAME}` is reserved")
     return value
 
 
 CouponName = Annotated[
     str,
-    Field(min_length=1, max_length=64, json_schema_extra={"pattern": NAME_PATTERN},
-          description="1-64 letters, digits, `_` or `-`; case-sensitive"),
-    AfterValidator(_name),
+    trimmed(MAX_NAME_LENGTH, f"1-{MAX_NAME_LENGTH} printable characters, no leading or "
+                             f"trailing spaces, not `{RESERVED_NAME}`; case-sensitive"),
+    Field(json_schema_extra={"not": {"const": RESERVED_NAME}}),
+    AfterValidator(_not_reserved),
 ]
-UserId = Annotated[
-    str,
-    Field(min_length=1, max_length=128,
-          description="1-128 printable characters, no leading or trailing spaces"),
-    AfterValidator(_user_id),
-]
+UserId = Annotated[str, trimmed(128, "1-128 printable characters, no leading or trailing "
+                                     "spaces; compared exactly")]
+Amount = Annotated[int, Field(strict=True, ge=1, le=MAX_AMOUNT,
+                              description=f"stock: an integer from 1 to {MAX_AMOUNT:,}"),
+                   INTEGRAL]
+
+
+class CouponNameConverter(BaseConverter):
+    """Any text in the path, slashes included (URL-encoded), except the reserved word, so
+    GET /api/coupons/claim is a 405 naming only POST."""
+
+    regex = rf"(?!{RESERVED_NAME}$)[^/].*?"
+    part_isolating = False
 
 
 class CouponCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", title="CouponCreate")
 
     name: CouponName
-    amount: int = Field(strict=True, gt=0, le=MAX_AMOUNT,
-                        description=f"stock: a JSON integer from 1 to {MAX_AMOUNT:,}")
+    amount: Amount
 
 
 class ClaimCreate(BaseModel):
@@ -60,7 +58,7 @@ class ClaimCreate(BaseModel):
     coupon_name: CouponName
 
 
-class CouponOut(BaseModel):
+class Coupon(BaseModel):
     model_config = ConfigDict(title="Coupon")
 
     name: str
@@ -69,7 +67,7 @@ class CouponOut(BaseModel):
     claimed_by: list[str] = Field(description="every claimant's user_id, in claim order")
 
 
-class ClaimOut(BaseModel):
+class Claim(BaseModel):
     model_config = ConfigDict(title="Claim")
 
     coupon_name: str

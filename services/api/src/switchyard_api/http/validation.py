@@ -9,6 +9,7 @@ import orjson
 from flask import request
 from pydantic import BaseModel, ValidationError
 
+from switchyard_api.http.fields import PATTERN_MESSAGES, NestedValueError
 from switchyard_api.http.problems import Problem, invalid_fields
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -47,7 +48,13 @@ def errors_from(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
             message = "unknown field"
         elif error["type"] == "missing":
             message = "field required"
-        errors.append({"field": field_path(location, prefix), "message": message})
+        elif error["type"] == "string_pattern_mismatch":
+            message = PATTERN_MESSAGES.get(error.get("ctx", {}).get("pattern", ""), message)
+        path = field_path(location, prefix)
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, NestedValueError):
+            path += cause.path
+        errors.append({"field": path, "message": message})
     return errors
 
 

@@ -5,27 +5,38 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, current_app
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from switchyard import metrics
 from switchyard.kafka.topics import HEALTH, LOGS, topic_name
-from switchyard_api.http.pagination import PageQuery, decode_cursor, page
-from switchyard_api.http.problems import Problem, invalid_fields
+from switchyard_api.http.contract import Body, Out, Reply, endpoint
+from switchyard_api.http.problems import Problem
 from switchyard_api.http.request_context import current_request_id
-from switchyard_api.http.responses import json_response
-from switchyard_api.http.validation import parse_query
 from switchyard_api.ingest.parsing import BodyParser
 from switchyard_api.ingest.publisher import Ingestor, received_now
-from switchyard_api.ingest.schemas import HealthIn, HealthQuery, LogIn, LogQuery
+from switchyard_api.ingest.schemas import (
+    Accepted,
+    HealthBody,
+    HealthIn,
+    HealthPage,
+    HealthPing,
+    HealthQuery,
+    LogEntry,
+    LogIn,
+    LogPage,
+    LogQuery,
+    LogsBody,
+)
 from switchyard_api.ingest.store import IngestStore, Position
 from switchyard_api.services import ApiServices
 
 ingest = Blueprint("ingest", __name__)
+TAGS = ("ingest",)
 
 
 class _Parts:
@@ -54,7 +65,7 @@ def _parts() -> _Parts:
 
 
 def _publish(kind: str, parser: BodyParser[Any], topic: str, event_type: str,
-             data: Callable[[Any, str], dict[str, Any]]) -> Response:
+             data: Callable[[Any, str], dict[str, Any]]) -> Reply:
     """Parse the body whole, publish every item (or none), answer 202 with the count."""
     metrics.ingest_requests_total.labels(kind).inc()
     parts = _parts()
@@ -63,7 +74,7 @@ def _publish(kind: str, parser: BodyParser[Any], topic: str, event_type: str,
     parts.ingestor.publish(kind, topic, event_type,
                            [(item.id, data(item, received)) for item in items],
                            current_request_id(), received)
-    return json_response({"accepted": len(items)}, 202)
+    return Reply(Accepted(accepted=len(items)), 202)
 
 
 def _log_data(item: LogIn, received: str) -> dict[str, Any]:
@@ -82,14 +93,36 @@ def _ping_data(item: HealthIn, received: str) -> dict[str, Any]:
     }
 
 
-@ingest.post("/logs")
-def post_logs() -> Response:
+def _post(kind: str, model: str, event_type: str, body: Any) -> dict[str, Any]:
+    """One declaration for both POST endpoints: they differ only in the item type."""
+    return {
+        "summary": f"Ingest {kind}: one object, an array, or NDJSON; each item becomes a "
+                   f"`{event_type}` event on Kafka",
+        "description": "202 only after Kafka acknowledged every event of the request "
+                       "(acks=all); a request is accepted whole or refused whole. Invalid "
+                       "fields are named with the item's index, e.g. `[3].level` (for NDJSON "
+                       "the line's 0-based index).",
+        "tags": TAGS,
+        "body": Body(body, parse=False, other_media={"application/x-ndjson": {"schema": {
+            "type": "string", "description": f"one {model} per line"}}}),
+        "responses": {202: Out("every event acknowledged by Kafka", Accepted)},
+        "problems": {
+            413: "body over the limit, or too many items",
+            429: "ingest buffer full; nothing was published; see Retry-After",
+            503: "Kafka did not acknowledge; retry (items with an `id` are stored once)",
+        },
+    }
+
+
+@endpoint(ingest, "POST", "/logs", **_post("log events", "LogIn", "log.received", LogsBody))
+def post_logs() -> Reply:
     parts = _parts()
     return _publish("logs", parts.logs, parts.logs_topic, "log.received", _log_data)
 
 
-@ingest.post("/health")
-def post_health() -> Response:
+@endpoint(ingest, "POST", "/health",
+          **_post("health pings", "HealthIn", "health.reported", HealthBody))
+def post_health() -> Reply:
     parts = _parts()
     return _publish("health", parts.pings, parts.health_topic, "health.reported", _ping_data)
 
@@ -106,40 +139,47 @@ def _parsed(parser: BodyParser[Any], kind: str) -> list[Any]:
         raise
 
 
-@ingest.get("/logs")
-def get_logs() -> Response:
-    query = parse_query(LogQuery)
-    paging = parse_query(PageQuery)
+@endpoint(ingest, "GET", "/logs", summary="Stored log events, newest first (by timestamp)",
+          tags=TAGS, query=LogQuery, responses={200: Out("a page", LogPage)})
+def get_logs(query: LogQuery) -> LogPage:
     items = _parts().store.logs(service=query.service, level=query.level, since=query.since,
                                 until=query.until, q=query.q,
-                                after=_position(paging.cursor), limit=paging.limit + 1)
-    return _page(items, paging.limit)
+                                after=_position(query.cursor), limit=query.limit + 1)
+    rows, cursor = _page(items, query.limit)
+    return LogPage(items=[LogEntry.model_validate(row) for row in rows], next_cursor=cursor)
 
 
-@ingest.get("/health")
-def get_health() -> Response:
-    query = parse_query(HealthQuery)
-    paging = parse_query(PageQuery)
+@endpoint(ingest, "GET", "/health", summary="Stored health pings, newest first (by timestamp)",
+          tags=TAGS, query=HealthQuery, responses={200: Out("a page", HealthPage)})
+def get_health(query: HealthQuery) -> HealthPage:
     items = _parts().store.pings(service=query.service, since=query.since, until=query.until,
-                                 after=_position(paging.cursor), limit=paging.limit + 1)
-    return _page(items, paging.limit)
+                                 after=_position(query.cursor), limit=query.limit + 1)
+    rows, cursor = _page(items, query.limit)
+    return HealthPage(items=[HealthPing.model_validate(row) for row in rows], next_cursor=cursor)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _position(cursor: str | None) -> Position | None:
-    position = decode_cursor(cursor)
-    if position is None:
+    """Every cursor the pattern allows is a position; one past either end of time stays
+    there (so its page is empty or starts at the newest)."""
+    if cursor is None:
         return None
+    micros, _, item_id = cursor.partition("_")
     try:
-        return datetime.fromisoformat(position["t"]), uuid.UUID(position["id"])
-    except (KeyError, TypeError, ValueError):
-        raise invalid_fields([{"field": "cursor",
-                               "message": "not a cursor this API issued"}]) from None
+        moment = _EPOCH + timedelta(microseconds=int(micros))
+    except OverflowError:
+        moment = datetime.max.replace(tzinfo=UTC) if int(micros) > 0 else datetime.min.replace(
+            tzinfo=UTC)
+    return moment, uuid.UUID(hex=item_id)
 
 
-def _page(items: list[dict[str, Any]], limit: int) -> Response:
+def _page(items: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
     more = len(items) > limit
     items = items[:limit]
-    last = items[-1] if more else None
-    return json_response(page(items, limit, {"t": last["timestamp"].isoformat(),
-                                             "id": str(last["id"])} if last else None))
-
+    if not more:
+        return items, None
+    last = items[-1]
+    return items, f"{(last['timestamp'] - _EPOCH) // _MICROSECOND}_{last['id'].hex}"

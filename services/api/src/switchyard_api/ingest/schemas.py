@@ -1,17 +1,30 @@
-"""What POST /logs and POST /health accept, and what GET returns."""
+"""What POST /logs and POST /health accept, and what GET returns; the document's schemas.
+
+Everything accepted can be published, stored and read back: timestamps are RFC 3339
+strings within years 1-9999, texts hold no NUL, numbers in ``attributes``/``details`` fit
+64 bits (``http.fields``).
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-Service = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+from switchyard_api.http.fields import JsonObject, Timestamp, explained, text
+from switchyard_api.http.pagination import PageQuery
+
+Service = Annotated[str, text(1, 200)]
 Level = Literal["debug", "info", "warning", "error", "critical"]
 Status = Literal["up", "down", "degraded"]
+# The position after an item: microseconds since the Unix epoch, then the item's id.
+CURSOR_PATTERN = explained(r"^-?[0-9]{1,18}_[0-9a-f]{32}$", "not a cursor this API issues")
+Cursor = Annotated[str, Field(pattern=CURSOR_PATTERN,
+                              description="`next_cursor` of the previous page")]
 
-_TIMESTAMP = "RFC 3339 with a UTC offset; default: the time the API received it"
+_TIMESTAMP = "RFC 3339 with an offset; default: the time the API received it"
 _ID = ("client-chosen UUID: a retried request with the same ids is stored once; "
        "default: a new UUID")
 
@@ -20,10 +33,10 @@ class LogIn(BaseModel):
     model_config = ConfigDict(extra="forbid", title="LogIn")
 
     service: Service
-    message: Annotated[str, StringConstraints(min_length=1, max_length=65_536)]
+    message: Annotated[str, text(1, 65_536)]
     level: Level = "info"
-    timestamp: AwareDatetime | None = Field(default=None, description=_TIMESTAMP)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    timestamp: Timestamp | None = Field(default=None, description=_TIMESTAMP)
+    attributes: JsonObject = Field(default_factory=dict)
     id: uuid.UUID | None = Field(default=None, description=_ID)
 
 
@@ -32,10 +45,14 @@ class HealthIn(BaseModel):
 
     service: Service
     status: Status
-    latency_ms: Annotated[float, Field(ge=0, le=86_400_000)] | None = None
-    timestamp: AwareDatetime | None = Field(default=None, description=_TIMESTAMP)
-    details: dict[str, Any] | None = None
+    latency_ms: Annotated[float, Field(ge=0, le=86_400_000, strict=True)] | None = None
+    timestamp: Timestamp | None = Field(default=None, description=_TIMESTAMP)
+    details: JsonObject | None = None
     id: uuid.UUID | None = Field(default=None, description=_ID)
+
+
+LogsBody = LogIn | Annotated[list[LogIn], Field(min_length=1)]
+HealthBody = HealthIn | Annotated[list[HealthIn], Field(min_length=1)]
 
 
 class Accepted(BaseModel):
@@ -44,45 +61,57 @@ class Accepted(BaseModel):
     accepted: int = Field(description="events Kafka acknowledged (all of the request)")
 
 
-class LogQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class HealthQuery(PageQuery):
+    service: Service | None = Field(default=None,
+                                                    description="exact service name")
+    since: Timestamp | None = Field(default=None,
+                                                    description="RFC 3339, inclusive")
+    until: Timestamp | None = Field(default=None,
+                                                    description="RFC 3339, exclusive")
+    cursor: Cursor | None = None
 
-    service: Service | None = None
-    level: Level | None = None
-    since: AwareDatetime | None = Field(default=None, description="inclusive")
-    until: AwareDatetime | None = Field(default=None, description="exclusive")
-    q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+
+class LogQuery(HealthQuery):
+    level: Level | None = Field(default=None, description="exact level")
+    q: Annotated[str, text(1, 200)] | None = Field(
         default=None, description="case-insensitive substring of the message")
 
 
-class HealthQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    service: Service | None = None
-    since: AwareDatetime | None = Field(default=None, description="inclusive")
-    until: AwareDatetime | None = Field(default=None, description="exclusive")
-
-
-class LogOut(BaseModel):
+class LogEntry(BaseModel):
     model_config = ConfigDict(title="LogEntry")
 
     id: uuid.UUID
     service: str
-    level: Level
+    level: str
     message: str
-    timestamp: str = Field(description="RFC 3339")
-    attributes: dict[str, Any]
-    received_at: str = Field(description="RFC 3339: when the API accepted it")
+    timestamp: datetime
+    # Any JSON, not just objects: a row some other writer stored must still be readable.
+    attributes: Any = Field(description="the object sent")
+    received_at: datetime = Field(description="when the API accepted it")
 
 
-class HealthOut(BaseModel):
+class HealthPing(BaseModel):
     model_config = ConfigDict(title="HealthPing")
 
     id: uuid.UUID
     service: str
-    status: Status
+    status: str
     latency_ms: float | None
-    details: dict[str, Any] | None
+    details: Any = Field(description="the object sent, or null")
     target_id: int | None = Field(description="the health-checker's target, if it probed")
-    timestamp: str = Field(description="RFC 3339")
-    received_at: str = Field(description="RFC 3339")
+    timestamp: datetime
+    received_at: datetime
+
+
+class LogPage(BaseModel):
+    model_config = ConfigDict(title="LogPage")
+
+    items: list[LogEntry]
+    next_cursor: str | None
+
+
+class HealthPage(BaseModel):
+    model_config = ConfigDict(title="HealthPingPage")
+
+    items: list[HealthPing]
+    next_cursor: str | None

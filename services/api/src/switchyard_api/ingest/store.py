@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -13,11 +15,35 @@ from switchyard.db.models.logs import HealthPing, LogEntry
 
 logs = LogEntry.__table__
 pings = HealthPing.__table__
-LOG_COLUMNS: list[ColumnElement[Any]] = [logs.c[name] for name in (
-    "id", "service", "level", "message", "timestamp", "attributes", "received_at")]
-PING_COLUMNS: list[ColumnElement[Any]] = [pings.c[name] for name in (
-    "id", "service", "status", "latency_ms", "details", "target_id", "timestamp",
-    "received_at")]
+# JSON columns come back as text and are parsed here: the driver's parser (orjson) refuses
+# numbers jsonb holds (beyond 64 bits, beyond a double), and no stored row may fail a read.
+LOG_COLUMNS: list[ColumnElement[Any]] = [
+    *(logs.c[name] for name in ("id", "service", "level", "message", "timestamp")),
+    sa.cast(logs.c.attributes, sa.Text).label("attributes"), logs.c.received_at]
+PING_COLUMNS: list[ColumnElement[Any]] = [
+    *(pings.c[name] for name in ("id", "service", "status", "latency_ms")),
+    sa.cast(pings.c.details, sa.Text).label("details"),
+    *(pings.c[name] for name in ("target_id", "timestamp", "received_at"))]
+JSON_COLUMNS = ("attributes", "details")
+
+
+def _parse_json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # The standard library takes any size of integer, and 1e400 as infinity (which
+        # the response serialiser writes as null).
+        return json.loads(text)
+
+
+def _row(row: sa.RowMapping) -> dict[str, Any]:
+    item = dict(row)
+    for name in JSON_COLUMNS:
+        if name in item:
+            item[name] = _parse_json(item[name])
+    return item
 
 Position = tuple[datetime, uuid.UUID]
 
@@ -42,7 +68,7 @@ class IngestStore:
 
     def _fetch(self, statement: sa.Select[Any]) -> list[dict[str, Any]]:
         with self.engine.connect() as connection:
-            return [dict(row) for row in connection.execute(statement).mappings()]
+            return [_row(row) for row in connection.execute(statement).mappings()]
 
     def logs(self, *, service: str | None, level: str | None, since: datetime | None,
              until: datetime | None, q: str | None, after: Position | None,

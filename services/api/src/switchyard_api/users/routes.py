@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import orjson
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, current_app
 
 from switchyard.kafka.topics import USERS, topic_name
-from switchyard_api.http.auth import require_admin
-from switchyard_api.http.pagination import PageQuery, decode_cursor, page
-from switchyard_api.http.problems import Problem, invalid_fields
+from switchyard_api.http.contract import Out, Reply, endpoint
+from switchyard_api.http.problems import Problem
 from switchyard_api.http.request_context import current_request_id
-from switchyard_api.http.responses import json_response, raw_json_response
-from switchyard_api.http.validation import parse_body, parse_query
 from switchyard_api.services import ApiServices
 from switchyard_api.users.cache import UserCache
-from switchyard_api.users.schemas import UserCreate, UserPatch
+from switchyard_api.users.schemas import User, UserCreate, UserListQuery, UserPage, UserPatch
 from switchyard_api.users.store import UserStore
 
 users = Blueprint("users", __name__)
+TAGS = ("users",)
+NO_USER = "no such user"
+_BY_ID = {"operationId": "get_user", "parameters": {"user_id": "$response.body#/id"}}
+# Stateful tests (and readers) follow these from a created user to its other operations.
+_LINKS = {"GetUser": _BY_ID,
+          "PatchUser": {**_BY_ID, "operationId": "patch_user"},
+          "DeleteUser": {**_BY_ID, "operationId": "delete_user"}}
 
 
 def _build(services: ApiServices) -> tuple[UserStore, UserCache]:
@@ -37,58 +40,67 @@ def _not_found(user_id: int) -> Problem:
     return Problem(404, f"There is no user with id {user_id}.", slug="not-found")
 
 
-@users.post("/users")
-def create_user() -> Response:
-    body = parse_body(UserCreate)
+@endpoint(users, "POST", "/users", summary="Create a user; publishes user.created", tags=TAGS,
+          body=UserCreate,
+          responses={201: Out("created; Location names it", User, links=_LINKS,
+                              headers={"Location": {"schema": {"type": "string"}}})})
+def create_user(body: UserCreate) -> Reply:
     store, _ = _parts()
     user = store.create(body.model_dump(), current_request_id())
-    return json_response(user, 201, {"Location": f"/users/{user['id']}"})
+    return Reply(user, 201, {"Location": f"/users/{user['id']}"})
 
 
-@users.get("/users/<int:user_id>")
-def get_user(user_id: int) -> Response:
+_CACHE_HEADER = {"X-Cache": {"required": True, "schema": {"enum": ["HIT", "MISS"]}}}
+
+
+@endpoint(users, "GET", "/users/<int:user_id>", tags=TAGS,
+          summary="A user; served from Redis after the first read",
+          responses={200: Out("the user; X-Cache says whether Redis served it", User,
+                              headers=_CACHE_HEADER)},
+          problems={404: NO_USER})
+def get_user(user_id: int) -> Reply:
     store, cache = _parts()
     cached, generation = cache.get(user_id)
     if cached is not None:
-        return raw_json_response(cached, headers={"X-Cache": "HIT"})
+        # Serialised by User when it was stored.
+        return Reply(cached, headers={"X-Cache": "HIT"}, raw=True)
     user = store.get(user_id)
     if user is None:
         raise _not_found(user_id)
-    body = orjson.dumps(user)
+    body = User.model_validate(user).model_dump_json().encode()
     cache.fill(user_id, generation, body)
-    return raw_json_response(body, headers={"X-Cache": "MISS"})
+    return Reply(body, headers={"X-Cache": "MISS"}, raw=True)
 
 
-@users.get("/users")
-def list_users() -> Response:
-    query = parse_query(PageQuery)
-    position = decode_cursor(query.cursor) or {"after": 0}
-    after = position.get("after")
-    if not isinstance(after, int) or after < 0:
-        raise invalid_fields([{"field": "cursor", "message": "not a cursor this API issued"}])
+@endpoint(users, "GET", "/users", summary="List users by id", tags=TAGS, query=UserListQuery,
+          responses={200: Out("a page", UserPage)})
+def list_users(query: UserListQuery) -> UserPage:
     store, _ = _parts()
+    after = int(query.cursor) if query.cursor else 0
     items = store.list(after, query.limit + 1)
     more = len(items) > query.limit
     items = items[: query.limit]
-    return json_response(page(items, query.limit, {"after": items[-1]["id"]} if more else None))
+    return UserPage(items=[User.model_validate(item) for item in items],
+                    next_cursor=str(items[-1]["id"]) if more else None)
 
 
-@users.patch("/users/<int:user_id>")
-def patch_user(user_id: int) -> Response:
-    body = parse_body(UserPatch)
+@endpoint(users, "PATCH", "/users/<int:user_id>", tags=TAGS, body=UserPatch,
+          summary="Change fields; publishes user.updated; cache invalidated first",
+          responses={200: Out("the user", User)}, problems={404: NO_USER})
+def patch_user(user_id: int, body: UserPatch) -> User:
     store, cache = _parts()
     user = store.update(user_id, body.model_dump(exclude_unset=True), current_request_id())
     if user is None:
         raise _not_found(user_id)
     cache.invalidate(user_id)
-    return json_response(user)
+    return User.model_validate(user)
 
 
-@users.delete("/users/<int:user_id>")
-@require_admin
-def delete_user(user_id: int) -> Response:
+@endpoint(users, "DELETE", "/users/<int:user_id>", summary="Delete; publishes user.deleted",
+          tags=TAGS, admin=True, responses={204: Out("deleted")}, problems={404: NO_USER})
+def delete_user(user_id: int) -> Reply:
     store, cache = _parts()
     if not store.delete(user_id, current_request_id()):
         raise _not_found(user_id)
     cache.invalidate(user_id)
-    return Response(status=204)
+    return Reply(status=204)

@@ -7,7 +7,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from switchyard.db.models.base import Base
 
-NAME_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
+MAX_NAME_LENGTH = 255
+MAX_USER_ID_LENGTH = 128
+# Printable (no control characters), no leading or trailing space: the API's rule, kept by
+# the database too (migration 0004).
+NAME_CHECK = (
+    f"char_length(name) BETWEEN 1 AND {MAX_NAME_LENGTH}"
+    r" AND name !~ '[\x01-\x1f\x7f-\x9f]' AND name NOT LIKE ' %' AND name NOT LIKE '% '"
+)
 
 
 class Coupon(Base):
@@ -15,7 +22,7 @@ class Coupon(Base):
 
     __tablename__ = "coupons"
 
-    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(MAX_NAME_LENGTH), primary_key=True)
     amount: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     remaining_amount: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(
@@ -23,7 +30,7 @@ class Coupon(Base):
     )
 
     __table_args__ = (
-        sa.CheckConstraint(f"name ~ '{NAME_PATTERN}'", name="name_format"),
+        sa.CheckConstraint(NAME_CHECK, name="name_format"),
         sa.CheckConstraint("amount > 0", name="amount_positive"),
         # The last line of defence against an oversell, whatever the code does.
         sa.CheckConstraint("remaining_amount BETWEEN 0 AND amount", name="remaining_in_range"),
@@ -36,9 +43,9 @@ class Claim(Base):
     __tablename__ = "claims"
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    user_id: Mapped[str] = mapped_column(sa.String(128), nullable=False)
+    user_id: Mapped[str] = mapped_column(sa.String(MAX_USER_ID_LENGTH), nullable=False)
     coupon_name: Mapped[str] = mapped_column(
-        sa.String(64), sa.ForeignKey("coupons.name"), nullable=False
+        sa.String(MAX_NAME_LENGTH), sa.ForeignKey("coupons.name"), nullable=False
     )
     claimed_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
