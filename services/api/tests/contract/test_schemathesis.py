@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from switchyard_devtools.bench.stack import script, service
 from switchyard.config import Settings
+from switchyard_devtools.bench.stack import script, service
 from switchyard_devtools.stack.processes import free_port
 
 pytestmark = pytest.mark.integration

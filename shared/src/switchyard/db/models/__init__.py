@@ -4,6 +4,7 @@ from switchyard.db.models.base import Base
 from switchyard.db.models.coupons import Claim, Coupon  # noqa: F401  (registers the tables)
 from switchyard.db.models.logs import HealthPing, LogEntry  # noqa: F401  (registers the tables)
 from switchyard.db.models.outbox import OutboxEvent, ProcessedEvent
+from switchyard.db.models.products import Product
 from switchyard.db.models.users import User
 
-__all__ = ["Base", "OutboxEvent", "ProcessedEvent", "User"]
+__all__ = ["Base", "OutboxEvent", "ProcessedEvent", "Product", "User"]
