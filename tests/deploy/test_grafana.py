@@ -19,16 +19,41 @@ DASHBOARD = GRAFANA / "dashboards/switchyard.json"
 
 # What the dashboard must show (the brief's list; kafka_consumer_lag is not declared).
 REQUIRED_METRICS = {
-    "http_requests_total", "http_request_duration_seconds", "ingest_errors_total",
-    "ingest_requests_total", "ingest_events_total", "batch_size", "batches_flushed_total",
-    "write_latency_seconds", "worker_failures_total", "worker_retries_total",
-    "end_to_end_latency_seconds", "jobs_processed_total", "jobs_in_progress",
-    "job_latency_seconds", "events_published_total", "events_consumed_total",
-    "dead_letters_total", "outbox_pending", "outbox_published_total", "cache_requests_total",
+    "http_requests_total",
+    "http_request_duration_seconds",
+    "ingest_errors_total",
+    "ingest_requests_total",
+    "ingest_events_total",
+    "batch_size",
+    "batches_flushed_total",
+    "write_latency_seconds",
+    "worker_failures_total",
+    "worker_retries_total",
+    "end_to_end_latency_seconds",
+    "jobs_processed_total",
+    "jobs_in_progress",
+    "job_latency_seconds",
+    "events_published_total",
+    "events_consumed_total",
+    "dead_letters_total",
+    "outbox_pending",
+    "outbox_published_total",
+    "cache_requests_total",
 }
 PROMQL_WORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-    "unless", "offset", "inf", "nan",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
 }
 BUILTIN_LABELS = {"le", "job", "instance", "__name__", "quantile"}
 
@@ -47,12 +72,14 @@ def promql_metrics_and_labels(expr: str) -> tuple[set[str], set[str]]:
     for matchers in re.findall(r"\{([^}]*)\}", text):
         labels.update(re.findall(r"([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)", matchers))
     text = re.sub(r"\{[^}]*\}", "", text)
-    for clause in re.findall(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)",
-                             text):
+    for clause in re.findall(
+        r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", text
+    ):
         labels.update(name.strip() for name in clause.split(",") if name.strip())
     text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
     metrics = {
-        name for name in re.findall(r"(?<![\w.:])([A-Za-z_:][\w:]*)(?![\w:])(?!\s*\()", text)
+        name
+        for name in re.findall(r"(?<![\w.:])([A-Za-z_:][\w:]*)(?![\w:])(?!\s*\()", text)
         if name.lower() not in PROMQL_WORDS
     }
     return metrics, labels
@@ -60,9 +87,9 @@ def promql_metrics_and_labels(expr: str) -> tuple[set[str], set[str]]:
 
 def test_promql_reader() -> None:
     metrics, labels = promql_metrics_and_labels(
-        'histogram_quantile(0.95, sum by (le, route) (rate(http_request_duration_seconds_bucket'
+        "histogram_quantile(0.95, sum by (le, route) (rate(http_request_duration_seconds_bucket"
         '{route!="/healthz", method=~"GET|POST"}[$__rate_interval]))) / on(job) '
-        'clamp_min(sum(jobs_in_progress), 1e-9)'
+        "clamp_min(sum(jobs_in_progress), 1e-9)"
     )
     assert metrics == {"http_request_duration_seconds_bucket", "jobs_in_progress"}
     assert labels == {"le", "route", "method", "job"}
@@ -75,8 +102,7 @@ def dashboard() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def datasource() -> dict[str, Any]:
-    provisioning = yaml.safe_load(
-        (GRAFANA / "provisioning/datasources/prometheus.yml").read_text())
+    provisioning = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())
     assert provisioning["apiVersion"] == 1
     (source,) = provisioning["datasources"]
     return source
@@ -101,12 +127,12 @@ def test_datasource_points_at_compose_prometheus(
 
 
 def test_dashboard_provider_matches_the_compose_mount(compose: dict[str, Any]) -> None:
-    provisioning = yaml.safe_load(
-        (GRAFANA / "provisioning/dashboards/switchyard.yml").read_text())
+    provisioning = yaml.safe_load((GRAFANA / "provisioning/dashboards/switchyard.yml").read_text())
     (provider,) = provisioning["providers"]
     assert provider["type"] == "file"
     mounts = dict(
-        v.split(":")[:2][::-1] for v in compose["services"]["grafana"]["volumes"]
+        v.split(":")[:2][::-1]
+        for v in compose["services"]["grafana"]["volumes"]
         if v.startswith("./")
     )
     source = mounts[provider["options"]["path"]]

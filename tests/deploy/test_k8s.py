@@ -64,7 +64,8 @@ def test_loader_refuses_what_it_does_not_implement(helpers: Any, tmp_path: Path)
     with pytest.raises(helpers.KustomizeError):
         helpers.kustomize_build(tmp_path)
     (tmp_path / "kustomization.yaml").write_text(
-        "resources: [cm.yaml]\npatches: [{path: patch.yaml}]\n")
+        "resources: [cm.yaml]\npatches: [{path: patch.yaml}]\n"
+    )
     (tmp_path / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
     (tmp_path / "patch.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n")
     with pytest.raises(helpers.KustomizeError, match="matches 0"):
@@ -102,8 +103,13 @@ def test_overlay_patches_target_base_resources(helpers: Any) -> None:
         spec = yaml.safe_load((directory / "kustomization.yaml").read_text())
         assert set(spec) <= helpers.SUPPORTED_KUSTOMIZATION_KEYS
         base = helpers.kustomize_build(K8S / "base")
-        own = [doc for entry in spec["resources"] if (directory / entry).is_file()
-               for doc in yaml.safe_load_all((directory / entry).read_text()) if doc]
+        own = [
+            doc
+            for entry in spec["resources"]
+            if (directory / entry).is_file()
+            for doc in yaml.safe_load_all((directory / entry).read_text())
+            if doc
+        ]
         names = {(r["kind"], r["metadata"]["name"]) for r in base + own}
         for patch_entry in spec.get("patches", []):
             for patch in yaml.safe_load_all((directory / patch_entry["path"]).read_text()):
@@ -142,7 +148,8 @@ def test_app_deployments(
 
     resources = container["resources"]
     assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(
-        resources["limits"])
+        resources["limits"]
+    )
     assert spec["terminationGracePeriodSeconds"] >= 30
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] != 0
@@ -171,8 +178,11 @@ def test_app_deployments(
         if claim:
             assert ("PersistentVolumeClaim", claim["claimName"]) in index
 
-    (service,) = [r for r in rendered[target] if r["kind"] == "Service"
-                  and r["metadata"]["name"] == deployment]
+    (service,) = [
+        r
+        for r in rendered[target]
+        if r["kind"] == "Service" and r["metadata"]["name"] == deployment
+    ]
     assert service["spec"]["selector"].items() <= labels.items()
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= set(ports)
 
@@ -189,8 +199,11 @@ def test_api_autoscaling_and_disruption_budget(
     index = _index(rendered[target])
     labels = index[("Deployment", "api")]["spec"]["template"]["metadata"]["labels"]
     hpa = index[("HorizontalPodAutoscaler", "api")]
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                             "name": "api"}
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "api",
+    }
     assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
     pdb = index[("PodDisruptionBudget", "api")]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -205,7 +218,8 @@ def test_migration_job(target: str, rendered: dict[str, list[dict[str, Any]]]) -
     assert "/switchyard/api:" in "/" + container["image"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
     api_image = _index(rendered[target])[("Deployment", "api")]["spec"]["template"]["spec"][
-        "containers"][0]["image"]
+        "containers"
+    ][0]["image"]
     assert container["image"] == api_image, "migrations come from the API's image"
 
 
@@ -219,8 +233,12 @@ def _settings_env(resources: list[dict[str, Any]]) -> dict[str, str]:
 @pytest.mark.parametrize("target", sorted(TARGETS))
 @pytest.mark.parametrize("deployment", sorted(APPS))
 def test_configuration_loads_into_settings(
-    target: str, deployment: str, rendered: dict[str, list[dict[str, Any]]], helpers: Any,
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    target: str,
+    deployment: str,
+    rendered: dict[str, list[dict[str, Any]]],
+    helpers: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """ConfigMap + Secret + the container's env: every name is a setting (Settings ignores
     unknown ones), the values validate, and what the service writes is on a volume."""
@@ -231,8 +249,16 @@ def test_configuration_loads_into_settings(
     env.update({e["name"]: e["value"] for e in container.get("env", [])})
     for key in env:
         assert helpers.is_setting(key), f"{key} is not a setting"
-    for key in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "ADMIN_TOKEN",
-                "ADMIN_PORT", "LOG_LEVEL", "MEDIA_ROOT", "SERVICE_NAME"):
+    for key in (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "ADMIN_TOKEN",
+        "ADMIN_PORT",
+        "LOG_LEVEL",
+        "MEDIA_ROOT",
+        "SERVICE_NAME",
+    ):
         assert env.get(key), key
     assert env["SERVICE_NAME"] == deployment
     settings = helpers.load_settings_from(env, monkeypatch, tmp_path)
@@ -249,14 +275,15 @@ def test_configuration_loads_into_settings(
         assert "persistentVolumeClaim" in volumes[mounts[path]], f"{path} must persist"
 
 
-def test_dev_overlay_runs_its_own_infrastructure(
-    rendered: dict[str, list[dict[str, Any]]]
-) -> None:
+def test_dev_overlay_runs_its_own_infrastructure(rendered: dict[str, list[dict[str, Any]]]) -> None:
     resources = rendered["dev"]
     index = _index(resources)
     env = _settings_env(resources)
-    for name, image in (("kafka", "apache/kafka:"), ("postgres", "postgres:17"),
-                        ("redis", "redis:7")):
+    for name, image in (
+        ("kafka", "apache/kafka:"),
+        ("postgres", "postgres:17"),
+        ("redis", "redis:7"),
+    ):
         statefulset = index[("StatefulSet", name)]
         assert statefulset["spec"]["replicas"] == 1
         (container,) = statefulset["spec"]["template"]["spec"]["containers"]
@@ -277,15 +304,19 @@ def test_dev_overlay_runs_its_own_infrastructure(
     assert endpoints["postgres"].username == credentials["POSTGRES_USER"]
     assert endpoints["postgres"].password == credentials["POSTGRES_PASSWORD"]
     assert endpoints["postgres"].path.lstrip("/") == credentials["POSTGRES_DB"]
-    assert int(env["KAFKA__REPLICATION_FACTOR"]) <= index[("StatefulSet", "kafka")]["spec"][
-        "replicas"]
+    assert (
+        int(env["KAFKA__REPLICATION_FACTOR"]) <= index[("StatefulSet", "kafka")]["spec"]["replicas"]
+    )
 
-    kafka_env = {e["name"]: e["value"] for e in index[("StatefulSet", "kafka")]["spec"][
-        "template"]["spec"]["containers"][0]["env"]}
+    kafka_env = {
+        e["name"]: e["value"]
+        for e in index[("StatefulSet", "kafka")]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert set(kafka_env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
     assert kafka_env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://kafka:{endpoints['kafka'].port}"
-    redis_command = index[("StatefulSet", "redis")]["spec"]["template"]["spec"]["containers"][
-        0]["command"]
+    redis_command = index[("StatefulSet", "redis")]["spec"]["template"]["spec"]["containers"][0][
+        "command"
+    ]
     assert redis_command[redis_command.index("--appendonly") + 1] == "yes"
 
 

@@ -35,8 +35,15 @@ def test_structure(prometheus: dict[str, Any]) -> None:
     jobs = [job["job_name"] for job in prometheus["scrape_configs"]]
     assert len(jobs) == len(set(jobs)), "job names are unique"
     for job in prometheus["scrape_configs"]:
-        assert set(job) <= {"job_name", "metrics_path", "static_configs", "dns_sd_configs",
-                            "scrape_interval", "scrape_timeout", "honor_labels"}, job
+        assert set(job) <= {
+            "job_name",
+            "metrics_path",
+            "static_configs",
+            "dns_sd_configs",
+            "scrape_interval",
+            "scrape_timeout",
+            "honor_labels",
+        }, job
         assert job.get("metrics_path", "/metrics") == "/metrics"
         assert _targets(job), f"{job['job_name']}: no targets"
 

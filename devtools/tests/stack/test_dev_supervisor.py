@@ -44,31 +44,41 @@ class DevStack:
         self.workdir = workdir
         self.log = workdir / "dev.out"
         environment = dict(os.environ)
-        for name in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "ADMIN_TOKEN",
-                     "SWITCHYARD_CONFIG", "SWITCHYARD_VAR_DIR"):
+        for name in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "ADMIN_TOKEN",
+            "SWITCHYARD_CONFIG",
+            "SWITCHYARD_VAR_DIR",
+        ):
             environment.pop(name, None)
         environment.update(env or {})
         self.env = environment
         env = environment
         with open(self.log, "wb") as out:
             # spawn: if pytest itself is killed, the supervisor (and so its tree) goes too.
-            self.process = spawn([SWITCHYARD, "dev", *(options or ["--no-api"])], env=env,
-                                 cwd=workdir, stdout=out)
+            self.process = spawn(
+                [SWITCHYARD, "dev", *(options or ["--no-api"])], env=env, cwd=workdir, stdout=out
+            )
         self.seen: set[Proc] = set()
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_for(self, pattern: str | re.Pattern[str], timeout: float = 120.0,
-                 after: int = 0) -> re.Match[str]:
+    def wait_for(
+        self, pattern: str | re.Pattern[str], timeout: float = 120.0, after: int = 0
+    ) -> re.Match[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             match = re.compile(pattern).search(self.output(), after)
             if match:
                 return match
             if self.process.poll() is not None:
-                pytest.fail(f"supervisor exited ({self.process.returncode}) before "
-                            f"{pattern!r}:\n{self.output()}")
+                pytest.fail(
+                    f"supervisor exited ({self.process.returncode}) before "
+                    f"{pattern!r}:\n{self.output()}"
+                )
             time.sleep(0.1)
         pytest.fail(f"no {pattern!r} within {timeout:g}s:\n{self.output()}")
 
@@ -100,8 +110,9 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DevStack]:
 
 
 # Two workers are enough where the point is the processes, not the services: less load.
-two_workers = pytest.mark.parametrize("stack", [("--only", "batcher", "--only", "job-worker")],
-                                      indirect=True)
+two_workers = pytest.mark.parametrize(
+    "stack", [("--only", "batcher", "--only", "job-worker")], indirect=True
+)
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -110,7 +121,11 @@ def _stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its end.
-    return [str(pid), raw[raw.index("(") + 1:raw.rindex(")")], *raw[raw.rindex(")") + 2:].split()]
+    return [
+        str(pid),
+        raw[raw.index("(") + 1 : raw.rindex(")")],
+        *raw[raw.rindex(")") + 2 :].split(),
+    ]
 
 
 def descendants(root: int) -> set[Proc]:
@@ -146,8 +161,13 @@ def wait_until_gone(procs: set[Proc], timeout: float) -> list[str]:
 
 
 def command_names(procs: set[Proc]) -> str:
-    return " ".join(sorted(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-                           .replace("\0", " ") for pid, _ in procs if _stat(pid)))
+    return " ".join(
+        sorted(
+            Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
+            for pid, _ in procs
+            if _stat(pid)
+        )
+    )
 
 
 def healthz(port: int) -> int | None:
@@ -172,9 +192,14 @@ def test_restarts_a_killed_worker_and_stops_everything_on_sigterm(stack: DevStac
 
     # Another terminal: the CLI reads the stack's file only when told to, as the banner says.
     assert f"SWITCHYARD_CONFIG={config.resolve()} uv run switchyard users list" in stack.output()
-    cli = subprocess.run([SWITCHYARD, "users", "list"], cwd=stack.workdir,
-                         env={**stack.env, "SWITCHYARD_CONFIG": str(config)},
-                         capture_output=True, text=True, timeout=60)
+    cli = subprocess.run(
+        [SWITCHYARD, "users", "list"],
+        cwd=stack.workdir,
+        env={**stack.env, "SWITCHYARD_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert cli.returncode == 0, cli.stderr
     assert "users)" in cli.stderr
 
@@ -208,8 +233,13 @@ def test_restarts_a_killed_worker_and_stops_everything_on_sigterm(stack: DevStac
 def test_children_die_when_the_supervisor_is_killed(stack: DevStack) -> None:
     stack.wait_for(READY)
     names = command_names(stack.remember_tree())
-    for expected in ("postgres", "redis-server", "tansu", "switchyard-batcher",
-                     "switchyard-job-worker"):
+    for expected in (
+        "postgres",
+        "redis-server",
+        "tansu",
+        "switchyard-batcher",
+        "switchyard-job-worker",
+    ):
         assert expected in names
 
     stack.stop(signal.SIGKILL)
@@ -221,8 +251,9 @@ def test_children_die_when_the_supervisor_is_killed(stack: DevStack) -> None:
 def test_infrastructure_dying_is_fatal(stack: DevStack) -> None:
     stack.wait_for(READY)
     stack.remember_tree()
-    redis_pid = next(pid for pid, _ in stack.seen
-                     if b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    redis_pid = next(
+        pid for pid, _ in stack.seen if b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    )
 
     os.kill(redis_pid, signal.SIGKILL)
 
@@ -241,8 +272,12 @@ def _pgid(pid: int) -> int | None:
 
 def _post_logs(port: int, service: str, start: int, count: int) -> int:
     """One POST /logs of ``count`` events; the number accepted (202), else 0."""
-    body = orjson.dumps([{"service": service, "message": f"event {start + n}",
-                          "attributes": {"n": start + n}} for n in range(count)])
+    body = orjson.dumps(
+        [
+            {"service": service, "message": f"event {start + n}", "attributes": {"n": start + n}}
+            for n in range(count)
+        ]
+    )
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         connection.request("POST", "/logs", body, {"Content-Type": "application/json"})
@@ -267,20 +302,30 @@ def test_a_group_signal_stops_in_order_and_loses_no_accepted_event(
     # PostgreSQL outside the stack: the rows are counted after the stack is gone. Kafka is
     # the embedded in-memory broker, which loses whatever is not consumed when it stops.
     database_url = f"{base}/devstop_{uuid.uuid4().hex[:8]}"
-    stack = DevStack(tmp_path, "--only", "api", "--only", "batcher", env={
-        "DATABASE_URL": database_url, "REDIS_URL": infra.redis_url,
-        # Small batches, one consumer thread, a short prefetch: the batcher lags.
-        "BATCHER__LOGS__WORKERS": "1", "BATCHER__LOGS__MAX_SIZE": "20",
-        "BATCHER__SINKS": '["postgres"]',
-    })
+    stack = DevStack(
+        tmp_path,
+        "--only",
+        "api",
+        "--only",
+        "batcher",
+        env={
+            "DATABASE_URL": database_url,
+            "REDIS_URL": infra.redis_url,
+            # Small batches, one consumer thread, a short prefetch: the batcher lags.
+            "BATCHER__LOGS__WORKERS": "1",
+            "BATCHER__LOGS__MAX_SIZE": "20",
+            "BATCHER__SINKS": '["postgres"]',
+        },
+    )
     try:
         stack.wait_for(READY)
         _, port = stack.latest_start("api")
         service = f"devstop-{uuid.uuid4().hex[:8]}"
         batch, requests = 100, 40
         with ThreadPoolExecutor(4) as pool:
-            accepted = sum(pool.map(lambda i: _post_logs(port, service, i * batch, batch),
-                                    range(requests)))
+            accepted = sum(
+                pool.map(lambda i: _post_logs(port, service, i * batch, batch), range(requests))
+            )
         assert accepted >= batch * requests // 2, stack.output()
         tree = stack.remember_tree()
         group = os.getpgid(stack.process.pid)
@@ -298,14 +343,17 @@ def test_a_group_signal_stops_in_order_and_loses_no_accepted_event(
     engine = create_engine(load_settings(database_url=database_url), pool_size=1)
     try:
         with engine.connect() as connection:
-            stored = connection.execute(sa.text("SELECT count(*) FROM logs WHERE service = :s"),
-                                        {"s": service}).scalar_one()
+            stored = connection.execute(
+                sa.text("SELECT count(*) FROM logs WHERE service = :s"), {"s": service}
+            ).scalar_one()
     finally:
         engine.dispose()
     output = stack.output()
     drained = re.search(r"consumers caught up in ([\d.]+)s", output)
-    print(f"{sig.name}: {accepted} accepted, {stored} stored, stop took {took:.1f}s, "
-          f"drain {drained.group(1) if drained else '?'}s")
+    print(
+        f"{sig.name}: {accepted} accepted, {stored} stored, stop took {took:.1f}s, "
+        f"drain {drained.group(1) if drained else '?'}s"
+    )
     assert stack.process.returncode == 0, output
     assert "SIGKILL" not in output and "second signal" not in output, output
     assert re.search(r"batcher stopped \(exit status 0\)", output), output

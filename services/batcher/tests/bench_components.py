@@ -51,11 +51,25 @@ class _Message:
 
 @pytest.fixture(scope="module")
 def messages() -> list[_Message]:
-    return [_Message(CloudEvent(type="log.received", source="/switchyard/api",
-                                id=str(uuid.uuid4()), data={
-        "service": f"svc-{n % 24}", "level": "info", "message": f"load event {n}",
-        "timestamp": NOW, "attributes": {"n": n}, "received_at": NOW}), n)
-        for n in range(RECORDS)]
+    return [
+        _Message(
+            CloudEvent(
+                type="log.received",
+                source="/switchyard/api",
+                id=str(uuid.uuid4()),
+                data={
+                    "service": f"svc-{n % 24}",
+                    "level": "info",
+                    "message": f"load event {n}",
+                    "timestamp": NOW,
+                    "attributes": {"n": n},
+                    "received_at": NOW,
+                },
+            ),
+            n,
+        )
+        for n in range(RECORDS)
+    ]
 
 
 def test_decode_cloudevent(benchmark: Any, messages: list[_Message]) -> None:
@@ -92,6 +106,7 @@ def test_jsonl_write(benchmark: Any, messages: list[_Message], tmp_path: Path) -
         # New offsets each round, or the sink skips them; made outside the timing.
         base = next(rounds) * RECORDS
         return ([r._replace(offset=base + r.offset) for r in records],), {}
+
     benchmark.extra_info["records"] = RECORDS
     benchmark.pedantic(sink.write_batch, setup=fresh, rounds=30, warmup_rounds=2)
     sink.close()

@@ -23,8 +23,13 @@ def api_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
     port = free_port()
     logs = tmp_path_factory.mktemp("batcher-api")
     env = {"API__PORT": str(port), "API__WORKERS": "2", "ADMIN_PORT": str(free_port())}
-    with service([script("switchyard-api"), "serve"], settings, env,
-                 ready_url=f"http://127.0.0.1:{port}/readyz", log=logs / "api.log"):
+    with service(
+        [script("switchyard-api"), "serve"],
+        settings,
+        env,
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+        log=logs / "api.log",
+    ):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -34,13 +39,17 @@ class Batcher:
     def __init__(self, settings: Settings, workdir: Path, **env: str) -> None:
         self.settings = settings
         self.workdir = workdir
-        self.env = {**settings_env(settings), "LOG_LEVEL": "info",
-                    "BATCHER__JSONL_DIR": str(workdir / "sinks"),
-                    "BATCHER__LOGS__MAX_WAIT_SECONDS": "0.1",
-                    # One member per group: the embedded broker (tansu) rebalances groups
-                    # with several members of one process slowly.
-                    "BATCHER__LOGS__WORKERS": "1",
-                    "BATCHER__RETRY_CAP_SECONDS": "1", **env}
+        self.env = {
+            **settings_env(settings),
+            "LOG_LEVEL": "info",
+            "BATCHER__JSONL_DIR": str(workdir / "sinks"),
+            "BATCHER__LOGS__MAX_WAIT_SECONDS": "0.1",
+            # One member per group: the embedded broker (tansu) rebalances groups
+            # with several members of one process slowly.
+            "BATCHER__LOGS__WORKERS": "1",
+            "BATCHER__RETRY_CAP_SECONDS": "1",
+            **env,
+        }
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -106,12 +115,14 @@ def count_rows(engine: sa.Engine, service_prefix: str) -> tuple[int, int]:
     with engine.connect() as connection:
         total, distinct = connection.execute(
             sa.text("SELECT count(*), count(DISTINCT id) FROM logs WHERE service LIKE :p"),
-            {"p": f"{service_prefix}%"}).one()
+            {"p": f"{service_prefix}%"},
+        ).one()
     return int(total), int(distinct)
 
 
-def wait_for_rows(engine: sa.Engine, service_prefix: str, expected: int,
-                  timeout: float = 90.0) -> int:
+def wait_for_rows(
+    engine: sa.Engine, service_prefix: str, expected: int, timeout: float = 90.0
+) -> int:
     deadline = time.monotonic() + timeout
     rows = 0
     while time.monotonic() < deadline:

@@ -48,9 +48,19 @@ class FakeMessage:
 
 def log_event(message: str = "hello") -> bytes:
     now = "2026-01-01T00:00:00Z"
-    return CloudEvent(type="log.received", source="/tests", id=str(uuid.uuid4()), data={
-        "service": "svc", "level": "info", "message": message, "timestamp": now,
-        "attributes": {}, "received_at": now}).to_json()
+    return CloudEvent(
+        type="log.received",
+        source="/tests",
+        id=str(uuid.uuid4()),
+        data={
+            "service": "svc",
+            "level": "info",
+            "message": message,
+            "timestamp": now,
+            "attributes": {},
+            "received_at": now,
+        },
+    ).to_json()
 
 
 class FakeConsumer:
@@ -71,8 +81,7 @@ class FakeConsumer:
                 self._next_offset += 1
             self._lock.notify_all()
 
-    def subscribe(self, topics: Sequence[str], on_assign: Callable[..., None],
-                  **_: Any) -> None:
+    def subscribe(self, topics: Sequence[str], on_assign: Callable[..., None], **_: Any) -> None:
         on_assign(self, [TopicPartition(TOPIC, 0)])
 
     def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:

@@ -23,28 +23,34 @@ from .conftest import Batcher, count_rows, wait_for_rows
 pytestmark = pytest.mark.integration
 
 
-def _requests(url: str, service: str, count: int, per_request: int,
-              ids: list[str] | None = None) -> list[Request]:
+def _requests(
+    url: str, service: str, count: int, per_request: int, ids: list[str] | None = None
+) -> list[Request]:
     ids = ids or [str(uuid.uuid4()) for _ in range(count)]
     requests = []
     for start in range(0, count, per_request):
-        body = [{"id": ids[i], "service": f"{service}-{i % 7}", "message": f"event {i}"}
-                for i in range(start, min(count, start + per_request))]
+        body = [
+            {"id": ids[i], "service": f"{service}-{i % 7}", "message": f"event {i}"}
+            for i in range(start, min(count, start + per_request))
+        ]
         requests.append(Request("POST", f"{url}/logs", orjson.dumps(body), events=len(body)))
     return requests
 
 
-def _post(url: str, service: str, count: int, per_request: int = 10,
-          concurrency: int = 8) -> list[str]:
+def _post(
+    url: str, service: str, count: int, per_request: int = 10, concurrency: int = 8
+) -> list[str]:
     ids = [str(uuid.uuid4()) for _ in range(count)]
-    result = run_load(_requests(url, service, count, per_request, ids), concurrency,
-                      show_progress=False)
+    result = run_load(
+        _requests(url, service, count, per_request, ids), concurrency, show_progress=False
+    )
     assert result.statuses == {202: len(range(0, count, per_request))}, result.summary()
     return ids
 
 
 def test_n_events_are_n_rows_though_the_batcher_is_killed_twice(
-        api_url: str, batcher: Batcher, engine: sa.Engine) -> None:
+    api_url: str, batcher: Batcher, engine: sa.Engine
+) -> None:
     service = f"kill-{uuid.uuid4().hex[:6]}"
     total, chunks = 5_000, 5
     batcher.start().wait_until_assigned(3)
@@ -74,21 +80,39 @@ def test_n_events_are_n_rows_though_the_batcher_is_killed_twice(
     time.sleep(1.0)  # a duplicate would show up within a batch interval
     assert count_rows(engine, service) == (expected, expected)
     with engine.connect() as connection:
-        stored = set(connection.execute(sa.text(
-            "SELECT id::text FROM logs WHERE service LIKE :p"), {"p": f"{service}%"}).scalars())
+        stored = set(
+            connection.execute(
+                sa.text("SELECT id::text FROM logs WHERE service LIKE :p"), {"p": f"{service}%"}
+            ).scalars()
+        )
     assert set(sent) <= stored
 
 
 def test_what_was_stored_reads_back_newest_first_page_by_page(
-        api_url: str, batcher: Batcher, engine: sa.Engine) -> None:
+    api_url: str, batcher: Batcher, engine: sa.Engine
+) -> None:
     service = f"read-{uuid.uuid4().hex[:6]}"
-    items = [{"service": service, "message": f"disk {n}% full" if n % 2 else f"ok {n}",
-              "level": "warning" if n % 2 else "info",
-              "timestamp": f"2026-03-01T10:00:{n:02d}+01:00"} for n in range(30)]
-    assert run_load([Request("POST", f"{api_url}/logs", orjson.dumps(items), events=30),
-                     Request("POST", f"{api_url}/health", orjson.dumps(
-                         {"service": service, "status": "degraded", "latency_ms": 5.5}))],
-                    1, show_progress=False).statuses == {202: 2}
+    items = [
+        {
+            "service": service,
+            "message": f"disk {n}% full" if n % 2 else f"ok {n}",
+            "level": "warning" if n % 2 else "info",
+            "timestamp": f"2026-03-01T10:00:{n:02d}+01:00",
+        }
+        for n in range(30)
+    ]
+    assert run_load(
+        [
+            Request("POST", f"{api_url}/logs", orjson.dumps(items), events=30),
+            Request(
+                "POST",
+                f"{api_url}/health",
+                orjson.dumps({"service": service, "status": "degraded", "latency_ms": 5.5}),
+            ),
+        ],
+        1,
+        show_progress=False,
+    ).statuses == {202: 2}
     batcher.start()
     assert wait_for_rows(engine, service, 30) == 30
     seen: list[dict[str, object]] = []
@@ -100,11 +124,15 @@ def test_what_was_stored_reads_back_newest_first_page_by_page(
             break
         cursor = f"&cursor={page['next_cursor']}"
     assert [item["message"] for item in seen] == [
-        f"disk {n}% full" if n % 2 else f"ok {n}" for n in reversed(range(30))]
-    warnings = _get(f"{api_url}/logs?service={service}&level=warning&q=%25+FULL"
-                    f"&since=2026-03-01T09:00:10Z&until=2026-03-01T09:00:20Z")["items"]
+        f"disk {n}% full" if n % 2 else f"ok {n}" for n in reversed(range(30))
+    ]
+    warnings = _get(
+        f"{api_url}/logs?service={service}&level=warning&q=%25+FULL"
+        f"&since=2026-03-01T09:00:10Z&until=2026-03-01T09:00:20Z"
+    )["items"]
     assert [item["message"] for item in warnings] == [
-        f"disk {n}% full" for n in (19, 17, 15, 13, 11)]
+        f"disk {n}% full" for n in (19, 17, 15, 13, 11)
+    ]
     deadline = time.monotonic() + 30
     while not (pings := _get(f"{api_url}/health?service={service}")["items"]):
         assert time.monotonic() < deadline
@@ -119,10 +147,12 @@ def _get(url: str) -> dict[str, Any]:
 
 
 def test_sigterm_in_the_middle_of_a_batch_loses_nothing(
-        api_url: str, settings: Settings, tmp_path: Path, engine: sa.Engine) -> None:
+    api_url: str, settings: Settings, tmp_path: Path, engine: sa.Engine
+) -> None:
     # The batch can only be flushed by the shutdown: it is neither full nor old enough.
-    process = Batcher(settings, tmp_path, BATCHER__LOGS__MAX_WAIT_SECONDS="60",
-                      BATCHER__LOGS__MAX_SIZE="100000").start()
+    process = Batcher(
+        settings, tmp_path, BATCHER__LOGS__MAX_WAIT_SECONDS="60", BATCHER__LOGS__MAX_SIZE="100000"
+    ).start()
     try:
         process.wait_until_assigned(3)
         service = f"term-{uuid.uuid4().hex[:6]}"
@@ -133,8 +163,10 @@ def test_sigterm_in_the_middle_of_a_batch_loses_nothing(
         assert process.stop() == 0
         assert time.monotonic() - started < 15
         assert count_rows(engine, service) == (700, 700)
-        lines = sum(path.read_bytes().count(f'"{service}-'.encode())
-                    for path in (tmp_path / "sinks").rglob("*.jsonl"))
+        lines = sum(
+            path.read_bytes().count(f'"{service}-'.encode())
+            for path in (tmp_path / "sinks").rglob("*.jsonl")
+        )
         assert lines == 700
     finally:
         if process.process is not None and process.process.poll() is None:
@@ -142,11 +174,13 @@ def test_sigterm_in_the_middle_of_a_batch_loses_nothing(
 
 
 def test_postgres_outage_holds_events_in_kafka_until_it_returns(
-        api_url: str, settings: Settings, tmp_path: Path) -> None:
+    api_url: str, settings: Settings, tmp_path: Path
+) -> None:
     server = start_postgres(tmp_path / "pg" / "data")
     port = int(server.url.rsplit(":", 1)[1].split("/", 1)[0])
-    isolated = settings.model_copy(update={
-        "database_url": server.url.rsplit("/", 1)[0] + "/outage"})
+    isolated = settings.model_copy(
+        update={"database_url": server.url.rsplit("/", 1)[0] + "/outage"}
+    )
     upgrade(isolated)
     engine = sa.create_engine(isolated.sqlalchemy_url, poolclass=sa.pool.NullPool)
     process = Batcher(isolated, tmp_path, BATCHER__BREAKER_RESET_SECONDS="0.5").start()

@@ -45,19 +45,30 @@ def start() -> Iterator[object]:
     pool = ThreadPoolExecutor(2)
     running: list[Running] = []
 
-    def starter(max_size: int, max_wait: float, sink: RecordingSink | None = None,
-                breaker_failures: int = 3) -> Running:
+    def starter(
+        max_size: int, max_wait: float, sink: RecordingSink | None = None, breaker_failures: int = 3
+    ) -> Running:
         sink = sink or RecordingSink()
         stop = StopSignal()
         batching = TopicBatchSettings(max_size=max_size, max_wait_seconds=max_wait)
         settings = BatcherSettings(breaker_failures=breaker_failures, breaker_reset_seconds=0.1)
         writer = BatchWriter(TOPIC, guard([sink], settings), batching, pool, stop)
         consumer = FakeConsumer({})
-        runner = ConsumerRunner(Settings(), "g", [TOPIC], writer, None, stop,  # type: ignore[arg-type]
-                                RunnerOptions(max_batch=max_size, max_wait_seconds=max_wait,
-                                              backoff_base_seconds=0.02,
-                                              backoff_cap_seconds=0.1),
-                                consumer=consumer)  # type: ignore[arg-type]
+        runner = ConsumerRunner(
+            Settings(),
+            "g",
+            [TOPIC],
+            writer,
+            None,
+            stop,  # type: ignore[arg-type]
+            RunnerOptions(
+                max_batch=max_size,
+                max_wait_seconds=max_wait,
+                backoff_base_seconds=0.02,
+                backoff_cap_seconds=0.1,
+            ),
+            consumer=consumer,
+        )  # type: ignore[arg-type]
         thread = threading.Thread(target=runner.run, daemon=True)
         thread.start()
         state = Running(consumer, sink, stop, thread, time.monotonic())

@@ -20,13 +20,26 @@ from switchyard_batcher.records import to_records
 
 
 def _records(offsets: range, partition: int = 0) -> list[Record]:
-    return [Record("log", str(uuid.uuid4()), {"service": "s", "message": f"m{o}"}, "logs",
-                   partition, o, b'{"data": {"n": %d}}' % o) for o in offsets]
+    return [
+        Record(
+            "log",
+            str(uuid.uuid4()),
+            {"service": "s", "message": f"m{o}"},
+            "logs",
+            partition,
+            o,
+            b'{"data": {"n": %d}}' % o,
+        )
+        for o in offsets
+    ]
 
 
 def _lines(directory: Path) -> list[dict[str, object]]:
-    return [orjson.loads(line) for path in sorted(directory.rglob("*.jsonl"))
-            for line in path.read_bytes().splitlines()]
+    return [
+        orjson.loads(line)
+        for path in sorted(directory.rglob("*.jsonl"))
+        for line in path.read_bytes().splitlines()
+    ]
 
 
 def test_jsonl_skips_what_it_already_wrote_even_after_a_restart(tmp_path: Path) -> None:
@@ -39,8 +52,10 @@ def test_jsonl_skips_what_it_already_wrote_even_after_a_restart(tmp_path: Path) 
     restarted.write_batch([*first[3:], *_records(range(5, 8))])  # redelivered after a crash
     restarted.close()
     assert [line["offset"] for line in _lines(tmp_path)] == list(range(8))
-    assert all(line["id"] and line["event"]["data"]["n"] == line["offset"]  # type: ignore[index]
-               for line in _lines(tmp_path))
+    assert all(
+        line["id"] and line["event"]["data"]["n"] == line["offset"]  # type: ignore[index]
+        for line in _lines(tmp_path)
+    )
 
 
 def test_jsonl_cuts_a_line_left_half_written_by_a_crash(tmp_path: Path) -> None:
@@ -67,8 +82,7 @@ def test_jsonl_rotates_by_size_and_by_age(tmp_path: Path) -> None:
         time.sleep(0.01)
     by_age.close()
     files = sorted((tmp_path / "age").rglob("*.jsonl"))
-    assert [f.name.rsplit("-", 1)[1] for f in files] == [
-        f"{o:020d}.jsonl" for o in range(3)]
+    assert [f.name.rsplit("-", 1)[1] for f in files] == [f"{o:020d}.jsonl" for o in range(3)]
 
 
 def test_partitions_get_their_own_files(tmp_path: Path) -> None:
@@ -104,23 +118,24 @@ def test_breaker_opens_then_lets_one_trial_through() -> None:
 
 
 def _consumed(event_type: str, data: object, event_id: str | None = None) -> ConsumedEvent:
-    event = CloudEvent(type=event_type, source="/t", data=data,
-                       id=event_id or str(uuid.uuid4()))
+    event = CloudEvent(type=event_type, source="/t", data=data, id=event_id or str(uuid.uuid4()))
     return ConsumedEvent("logs", 0, 0, b"k", event.to_json(), {}, 0, event)
 
 
 def test_events_that_can_never_be_stored_are_permanent_errors() -> None:
     now = "2026-01-01T00:00:00Z"
-    good = {"service": "s", "message": "m", "level": "info", "timestamp": now,
-            "received_at": now}
+    good = {"service": "s", "message": "m", "level": "info", "timestamp": now, "received_at": now}
     assert to_records([_consumed("log.received", good)])[0].fields == good
     for data in [{**good, "level": "loud"}, {**good, "service": ""}, {"message": "m"}, [1]]:
         with pytest.raises(PermanentError):
             to_records([_consumed("log.received", data)])
     ping = {"service": "s", "status": "up", "timestamp": now}
-    for data, event_id in [({**ping, "status": "fine"}, None), ({**ping, "timestamp": "x"}, None),
-                           ({**ping, "timestamp": "2026-01-01T00:00:00"}, None),
-                           (ping, "not-a-uuid")]:
+    for data, event_id in [
+        ({**ping, "status": "fine"}, None),
+        ({**ping, "timestamp": "x"}, None),
+        ({**ping, "timestamp": "2026-01-01T00:00:00"}, None),
+        (ping, "not-a-uuid"),
+    ]:
         with pytest.raises(PermanentError):
             to_records([_consumed("health.reported", data, event_id)])
     with pytest.raises(PermanentError):
@@ -128,19 +143,43 @@ def test_events_that_can_never_be_stored_are_permanent_errors() -> None:
 
 
 def test_health_checker_probes_map_onto_health_pings() -> None:
-    record = to_records([_consumed("target.checked", {
-        "target_id": 7, "name": "shop", "status": "down", "latency_ms": 12,
-        "status_code": 503, "checked_at": "2026-01-01T00:00:00Z"})])[0]
+    record = to_records(
+        [
+            _consumed(
+                "target.checked",
+                {
+                    "target_id": 7,
+                    "name": "shop",
+                    "status": "down",
+                    "latency_ms": 12,
+                    "status_code": 503,
+                    "checked_at": "2026-01-01T00:00:00Z",
+                },
+            )
+        ]
+    )[0]
     assert record.kind == "health"
     assert record.fields["service"] == "shop" and record.fields["target_id"] == 7
     assert record.fields["details"] == {"target_id": 7, "status_code": 503}
 
 
 def test_copy_rows_escape_what_copy_text_format_would_misread() -> None:
-    record = Record("log", "8c3c3c4e-1f7a-4c39-9d4b-5d8f8a0b8d31", {
-        "service": "s", "level": "info", "message": "tab\there\nnew\\line\x00",
-        "timestamp": "2026-01-01T00:00:00Z", "attributes": {"k": "v\n\u0000"},
-        "received_at": "2026-01-01T00:00:00Z"}, "logs", 0, 0, b"{}")
+    record = Record(
+        "log",
+        "8c3c3c4e-1f7a-4c39-9d4b-5d8f8a0b8d31",
+        {
+            "service": "s",
+            "level": "info",
+            "message": "tab\there\nnew\\line\x00",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "attributes": {"k": "v\n\u0000"},
+            "received_at": "2026-01-01T00:00:00Z",
+        },
+        "logs",
+        0,
+        0,
+        b"{}",
+    )
     row = copy_rows("log", [record]).decode().rstrip("\n").split("\t")
     assert row[3] == "tab\\there\\nnew\\\\line"
     assert row[5] == '{"k":"v\\\\n\\\\ufffd"}'

@@ -35,12 +35,17 @@ def png_header_only(width: int, height: int) -> bytes:
     opening it is fine, decoding it would fail."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"garbage")
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", b"garbage")
+        + chunk(b"IEND", b"")
+    )
 
 
 def rejected(source: bytes, options: CompressOptions = OPTIONS) -> str:
@@ -68,8 +73,14 @@ def test_exif_orientation_is_applied_and_metadata_stripped() -> None:
     exif[0x0112] = 6  # display rotated 90 degrees clockwise
     exif[0x010F] = "SpyCam"  # Make
     exif[0x8825] = {1: "N"}  # a GPS block
-    source = encode(halves((200, 100)), "JPEG", exif=exif, comment=b"secret",
-                    xmp=b"<x:xmpmeta>secret</x:xmpmeta>", quality=95)
+    source = encode(
+        halves((200, 100)),
+        "JPEG",
+        exif=exif,
+        comment=b"secret",
+        xmp=b"<x:xmpmeta>secret</x:xmpmeta>",
+        quality=95,
+    )
     result = compress(source, OPTIONS)
     out = Image.open(io.BytesIO(result.data))
     assert out.size == (100, 200)
@@ -115,7 +126,8 @@ def test_source_kept_when_our_encoding_is_larger() -> None:
     exif[0x010F] = "Camera"
     with_exif = encode(photo, "JPEG", quality=30, exif=exif)
     assert compress(with_exif, CompressOptions(longest_side=400, quality=100)).variant == (
-        "resized")
+        "resized"
+    )
 
 
 def test_too_many_pixels_is_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,8 +159,9 @@ def test_truncated_image_is_refused() -> None:
     assert rejected(png[: len(png) // 2]) in ("truncated", "corrupt")
 
 
-@pytest.mark.parametrize("source", [b"", b"<html>hello</html>", b"\xff\xd8\xff\xe0garbage",
-                                    b"%PDF-1.7\n"])
+@pytest.mark.parametrize(
+    "source", [b"", b"<html>hello</html>", b"\xff\xd8\xff\xe0garbage", b"%PDF-1.7\n"]
+)
 def test_not_an_image_is_refused(source: bytes) -> None:
     assert rejected(source) in ("not_an_image", "truncated", "corrupt")
 

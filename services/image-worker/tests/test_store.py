@@ -85,8 +85,9 @@ def test_concurrent_store_of_the_same_key_is_safe(tmp_path: Path) -> None:
     assert temp_files(tmp_path) == []
 
 
-def test_a_failed_write_leaves_no_final_file_and_no_temp(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_write_leaves_no_final_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = MediaStore(tmp_path)
 
     def disk_full(fd: int) -> None:

@@ -48,8 +48,9 @@ def _handler_for(server: AdminServer) -> type[BaseHTTPRequestHandler]:
                 self._send(200 if server.alive else 503, b'{"status":"ok"}', "application/json")
             elif path == "/readyz":
                 report = server.readiness.report()
-                self._send(200 if report.ready else 503, orjson.dumps(report.as_dict()),
-                           "application/json")
+                self._send(
+                    200 if report.ready else 503, orjson.dumps(report.as_dict()), "application/json"
+                )
             elif path == "/metrics":
                 body, content_type = metrics.render()
                 self._send(200, body, content_type)

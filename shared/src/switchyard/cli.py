@@ -55,17 +55,21 @@ def users_list(limit: int, as_json: bool) -> None:
 
     engine = create_engine(cli_settings(), pool_size=1)
     with engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(User.__table__).order_by(User.id).limit(limit)
-        ).mappings().all()
+        rows = (
+            connection.execute(sa.select(User.__table__).order_by(User.id).limit(limit))
+            .mappings()
+            .all()
+        )
     if as_json:
         for row in rows:
             click.echo(orjson.dumps(dict(row), option=orjson.OPT_NAIVE_UTC).decode())
         return
     click.echo(f"{'id':>6}  {'name':<30} {'mobile':<16} {'latitude':>10} {'longitude':>11}")
     for row in rows:
-        click.echo(f"{row['id']:>6}  {row['name'][:30]:<30} {row['mobile']:<16} "
-                   f"{row['latitude']:>10.5f} {row['longitude']:>11.5f}")
+        click.echo(
+            f"{row['id']:>6}  {row['name'][:30]:<30} {row['mobile']:<16} "
+            f"{row['latitude']:>10.5f} {row['longitude']:>11.5f}"
+        )
     click.echo(f"({len(rows)} users)", err=True)
 
 
@@ -100,9 +104,11 @@ def topics_tail(topic: str, follow: bool, from_beginning: bool) -> None:
     try:
         for record in iter_records(settings, name, from_beginning=from_beginning, follow=follow):
             line = {
-                "partition": record.partition, "offset": record.offset,
+                "partition": record.partition,
+                "offset": record.offset,
                 "key": record.key.decode(errors="replace") if record.key else None,
-                "headers": record.headers, "event": record.event.to_dict(),
+                "headers": record.headers,
+                "event": record.event.to_dict(),
             }
             click.echo(orjson.dumps(line).decode())
     except KeyboardInterrupt:

@@ -100,10 +100,8 @@ class BatcherSettings(BaseModel):
     """The batcher: batching per topic, sinks, retries and the circuit breaker."""
 
     logs: TopicBatchSettings = TopicBatchSettings()
-    health: TopicBatchSettings = TopicBatchSettings(max_size=1_000, max_wait_seconds=0.5,
-                                                    workers=1)
-    sinks: list[Literal["postgres", "jsonl"]] = Field(default=["postgres", "jsonl"],
-                                                      min_length=1)
+    health: TopicBatchSettings = TopicBatchSettings(max_size=1_000, max_wait_seconds=0.5, workers=1)
+    sinks: list[Literal["postgres", "jsonl"]] = Field(default=["postgres", "jsonl"], min_length=1)
     jsonl_dir: Path = Path("var/sinks")
     jsonl_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=16 * 1024**3)
     jsonl_max_age_seconds: float = Field(default=300, gt=0, le=86_400)
@@ -214,8 +212,10 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """The database URL with the driver SQLAlchemy should use."""
         scheme, rest = self.database_url.split("://", 1)
-        return f"postgresql+psycopg2://{rest}" if scheme != "postgresql+psycopg2" else (
-            self.database_url
+        return (
+            f"postgresql+psycopg2://{rest}"
+            if scheme != "postgresql+psycopg2"
+            else (self.database_url)
         )
 
     @classmethod

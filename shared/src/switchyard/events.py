@@ -37,9 +37,15 @@ class CloudEvent:
     datacontenttype: str = "application/json"
 
     def to_dict(self) -> dict[str, Any]:
-        return envelope(self.id, self.source, self.type,
-                        self.time.isoformat().replace("+00:00", "Z"), self.data,
-                        subject=self.subject, datacontenttype=self.datacontenttype)
+        return envelope(
+            self.id,
+            self.source,
+            self.type,
+            self.time.isoformat().replace("+00:00", "Z"),
+            self.data,
+            subject=self.subject,
+            datacontenttype=self.datacontenttype,
+        )
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict(), option=orjson.OPT_UTC_Z)
@@ -58,8 +64,10 @@ class CloudEvent:
         if envelope["specversion"] != SPEC_VERSION:
             raise InvalidEvent(f"unsupported specversion {envelope['specversion']!r}")
         try:
-            time = datetime.fromisoformat(envelope["time"]) if envelope.get("time") else (
-                datetime.now(UTC)
+            time = (
+                datetime.fromisoformat(envelope["time"])
+                if envelope.get("time")
+                else (datetime.now(UTC))
             )
         except (TypeError, ValueError):
             raise InvalidEvent(f"time {envelope.get('time')!r} is not RFC 3339") from None
@@ -74,9 +82,16 @@ class CloudEvent:
         )
 
 
-def envelope(event_id: str, source: str, event_type: str, time: str, data: Any, *,
-             subject: str | None = None,
-             datacontenttype: str = "application/json") -> dict[str, Any]:
+def envelope(
+    event_id: str,
+    source: str,
+    event_type: str,
+    time: str,
+    data: Any,
+    *,
+    subject: str | None = None,
+    datacontenttype: str = "application/json",
+) -> dict[str, Any]:
     """The envelope as a dict; hot paths call this directly instead of building a
     :class:`CloudEvent` (and parsing its time) for every event."""
     fields = {

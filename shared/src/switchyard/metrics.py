@@ -27,7 +27,9 @@ http_requests_total = Counter(
     "http_requests_total", "HTTP requests answered", ["method", "route", "status"]
 )
 http_request_duration_seconds = Histogram(
-    "http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    "http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
     buckets=LATENCY_BUCKETS,
 )
 
@@ -38,7 +40,9 @@ ingest_events_total = Counter("ingest_events_total", "Events accepted for ingest
 
 # Batching and sinks (seed 001)
 batch_size = Histogram(
-    "batch_size", "Records per flushed batch", ["topic"],
+    "batch_size",
+    "Records per flushed batch",
+    ["topic"],
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
 )
 batches_flushed_total = Counter("batches_flushed_total", "Batches flushed", ["topic", "reason"])
@@ -48,7 +52,9 @@ write_latency_seconds = Histogram(
     "write_latency_seconds", "Sink write latency", ["sink"], buckets=LATENCY_BUCKETS
 )
 end_to_end_latency_seconds = Histogram(
-    "end_to_end_latency_seconds", "Accepted at the API to committed row", ["topic"],
+    "end_to_end_latency_seconds",
+    "Accepted at the API to committed row",
+    ["topic"],
     buckets=LATENCY_BUCKETS,
 )
 
@@ -69,13 +75,13 @@ events_consumed_total = Counter(
     "events_consumed_total", "Events handled by a consumer", ["topic", "group", "outcome"]
 )
 kafka_consumer_lag = Gauge(
-    "kafka_consumer_lag", "Records not yet committed by a consumer group",
-    ["topic", "group"], multiprocess_mode="livesum",
+    "kafka_consumer_lag",
+    "Records not yet committed by a consumer group",
+    ["topic", "group"],
+    multiprocess_mode="livesum",
 )
 dead_letters_total = Counter("dead_letters_total", "Events sent to a dead-letter topic", ["topic"])
-outbox_pending = Gauge(
-    "outbox_pending", "Outbox rows not yet published", multiprocess_mode="max"
-)
+outbox_pending = Gauge("outbox_pending", "Outbox rows not yet published", multiprocess_mode="max")
 outbox_published_total = Counter("outbox_published_total", "Outbox rows relayed to Kafka")
 
 # Cache

@@ -43,8 +43,9 @@ class Readiness:
         self._cache_for = cache_for
         self._lock = threading.Lock()
         self._cached: tuple[float, ReadinessReport] | None = None
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self._checks)),
-                                        thread_name_prefix="readiness")
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, len(self._checks)), thread_name_prefix="readiness"
+        )
 
     def add(self, name: str, check: Check) -> None:
         self._checks[name] = check
@@ -73,22 +74,28 @@ def postgres_check(engine: sa.Engine) -> Check:
     def check() -> None:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
+
     return check
 
 
 def redis_check(client: redis.Redis) -> Check:
     def check() -> None:
         client.ping()
+
     return check
 
 
 def kafka_check(bootstrap_servers: str) -> Check:
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "log_level": 0,
-                              "logger": _SilentLogger()}
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers,
+        "log_level": 0,
+        "logger": _SilentLogger(),
+    }
     admin = AdminClient(config)
 
     def check() -> None:
         admin.list_topics(timeout=1.5)
+
     return check
 
 

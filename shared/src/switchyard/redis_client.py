@@ -12,5 +12,10 @@ from redis.retry import Retry
 
 
 def fail_fast_client(url: str, timeout: float = 0.5) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                health_check_interval=30, retry=Retry(NoBackoff(), 0))
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 0),
+    )

@@ -42,20 +42,34 @@ def topic(settings: Settings) -> str:
 
 def _publish(producer: EventProducer, topic: str, values: list[str]) -> list[CloudEvent]:
     events = [CloudEvent(type="test.value", source="/tests", data={"v": v}) for v in values]
-    producer.publish([OutgoingRecord(topic, e.to_json(), b"k", event_headers(e, "req-x"))
-                      for e in events])
+    producer.publish(
+        [OutgoingRecord(topic, e.to_json(), b"k", event_headers(e, "req-x")) for e in events]
+    )
     return events
 
 
-def _run_until(settings: Settings, topic: str, group: str, producer: EventProducer,
-               handler: Callable[[list[ConsumedEvent]], None], done: threading.Event,
-               options: RunnerOptions | None = None, timeout: float = 60.0,
-               policy: FailurePolicy | None = None) -> None:
+def _run_until(
+    settings: Settings,
+    topic: str,
+    group: str,
+    producer: EventProducer,
+    handler: Callable[[list[ConsumedEvent]], None],
+    done: threading.Event,
+    options: RunnerOptions | None = None,
+    timeout: float = 60.0,
+    policy: FailurePolicy | None = None,
+) -> None:
     stop = StopSignal()
-    runner = ConsumerRunner(settings, group, [topic], handler, producer, stop,
-                            options or RunnerOptions(backoff_base_seconds=0.05,
-                                                     backoff_cap_seconds=0.2),
-                            policy=policy)
+    runner = ConsumerRunner(
+        settings,
+        group,
+        [topic],
+        handler,
+        producer,
+        stop,
+        options or RunnerOptions(backoff_base_seconds=0.05, backoff_cap_seconds=0.2),
+        policy=policy,
+    )
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
     finished = done.wait(timeout)
@@ -66,8 +80,7 @@ def _run_until(settings: Settings, topic: str, group: str, producer: EventProduc
 
 
 def _committed(settings: Settings, group: str, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
-                         "group.id": group})
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": group})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         offsets = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
@@ -126,9 +139,21 @@ def test_poison_records_go_to_the_dlq_and_the_consumer_goes_on(
             done.set()
 
     group = f"g-{uuid.uuid4().hex[:6]}"
-    _run_until(settings, topic, group, producer, handler, done,
-               RunnerOptions(max_batch=10, max_wait_seconds=0.3, max_attempts=2,
-                             backoff_base_seconds=0.05, backoff_cap_seconds=0.1))
+    _run_until(
+        settings,
+        topic,
+        group,
+        producer,
+        handler,
+        done,
+        RunnerOptions(
+            max_batch=10,
+            max_wait_seconds=0.3,
+            max_attempts=2,
+            backoff_base_seconds=0.05,
+            backoff_cap_seconds=0.1,
+        ),
+    )
     assert "ok-1" in handled
     assert "ok-2" in handled
     dead = wait_for_records(settings, dlq_name(topic), lambda r: True, count=2, timeout=20)
@@ -144,9 +169,13 @@ def test_poison_records_go_to_the_dlq_and_the_consumer_goes_on(
     # The undecodable record went to the DLQ too (as raw bytes).
     from confluent_kafka import Consumer as RawConsumer
 
-    raw = RawConsumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
-                       "group.id": f"raw-{uuid.uuid4().hex[:6]}",
-                       "auto.offset.reset": "earliest"})
+    raw = RawConsumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": f"raw-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
     partitions = raw.list_topics(dlq_name(topic), timeout=10).topics[dlq_name(topic)].partitions
     raw.assign([TopicPartition(dlq_name(topic), p, 0) for p in partitions])
     values = []
@@ -174,13 +203,30 @@ def test_undecoded_records_are_parsed_by_the_handler_and_bad_ones_dead_lettered_
             done.set()
 
     group = f"g-{uuid.uuid4().hex[:6]}"
-    _run_until(settings, topic, group, producer, handler, done,
-               RunnerOptions(max_batch=10, max_wait_seconds=0.3, max_attempts=5,
-                             backoff_base_seconds=0.05, backoff_cap_seconds=0.1,
-                             decode=False))
+    _run_until(
+        settings,
+        topic,
+        group,
+        producer,
+        handler,
+        done,
+        RunnerOptions(
+            max_batch=10,
+            max_wait_seconds=0.3,
+            max_attempts=5,
+            backoff_base_seconds=0.05,
+            backoff_cap_seconds=0.1,
+            decode=False,
+        ),
+    )
     assert {"ok-1", "ok-2"} <= set(handled)
-    raw = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
-                    "group.id": f"raw-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"})
+    raw = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": f"raw-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
     partitions = raw.list_topics(dlq_name(topic), timeout=10).topics[dlq_name(topic)].partitions
     raw.assign([TopicPartition(dlq_name(topic), p, 0) for p in partitions])
     dead: list[tuple[bytes | None, dict[str, bytes]]] = []
@@ -199,6 +245,7 @@ def _setting(called: threading.Event, handler: BatchHandler) -> BatchHandler:
     def call(events: list[ConsumedEvent]) -> None:
         called.set()
         handler(events)
+
     return call
 
 
@@ -208,8 +255,9 @@ class OffThread(FailurePolicy):
     def __init__(self) -> None:
         self.pool = ThreadPoolExecutor(1)
 
-    def handle(self, events: list[ConsumedEvent], handler: BatchHandler,
-               runner: RunnerControls) -> Outcome:
+    def handle(
+        self, events: list[ConsumedEvent], handler: BatchHandler, runner: RunnerControls
+    ) -> Outcome:
         future = self.pool.submit(handler, events)
         runner.pause_until(future.done)
         future.result()
@@ -228,9 +276,16 @@ def test_work_outlasting_max_poll_interval_is_committed_while_the_member_keeps_p
         done.set()
 
     group = f"g-{uuid.uuid4().hex[:6]}"
-    _run_until(settings, topic, group, producer, slow, done,
-               RunnerOptions(extra_config={"max.poll.interval.ms": interval_ms}),
-               policy=OffThread())
+    _run_until(
+        settings,
+        topic,
+        group,
+        producer,
+        slow,
+        done,
+        RunnerOptions(extra_config={"max.poll.interval.ms": interval_ms}),
+        policy=OffThread(),
+    )
     assert _committed(settings, group, topic) == 1
 
 
@@ -250,8 +305,7 @@ def test_a_failing_record_goes_through_the_retry_tiers_then_to_the_dlq(
     group = f"g-{uuid.uuid4().hex[:6]}"
     policy = ForwardToRetryTopic(producer, tiers, backoff_base_seconds=0.05)
     first = threading.Event()
-    _run_until(settings, topic, group, producer,
-               _setting(first, handler), first, policy=policy)
+    _run_until(settings, topic, group, producer, _setting(first, handler), first, policy=policy)
     forwarded = wait_for_records(settings, tier_topic, lambda r: True, timeout=20)
     assert forwarded[0].event.data["v"] == "bad"
     assert forwarded[0].headers["retry-original-topic"] == topic
@@ -259,8 +313,15 @@ def test_a_failing_record_goes_through_the_retry_tiers_then_to_the_dlq(
     assert _committed(settings, group, topic) == 1
 
     second = threading.Event()
-    _run_until(settings, tier_topic, f"{group}-retry-1s", producer,
-               _setting(second, handler), second, policy=policy)
+    _run_until(
+        settings,
+        tier_topic,
+        f"{group}-retry-1s",
+        producer,
+        _setting(second, handler),
+        second,
+        policy=policy,
+    )
     dead = wait_for_records(settings, dlq_name(topic), lambda r: True, timeout=20)
     assert dead[0].event.data["v"] == "bad"
     assert dead[0].headers["dlq-original-topic"] == tier_topic

@@ -39,6 +39,7 @@ def test_rolled_back_transaction_publishes_nothing(
 ) -> None:
     topic = topic_name(settings, USERS)
     rolled_back, committed = _event("rolled-back"), _event("committed")
+
     def failing_change() -> None:
         with engine.begin() as connection:
             add_event(connection, topic, rolled_back, key="1")
@@ -58,8 +59,12 @@ def test_rolled_back_transaction_publishes_nothing(
     assert committed.id in ids
     assert rolled_back.id not in ids
     with engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT count(*) FROM outbox WHERE event_id = :id"),
-                                  {"id": rolled_back.id}).scalar_one() == 0
+        assert (
+            connection.execute(
+                sa.text("SELECT count(*) FROM outbox WHERE event_id = :id"), {"id": rolled_back.id}
+            ).scalar_one()
+            == 0
+        )
 
 
 def test_relay_killed_between_publish_and_mark_loses_nothing(
@@ -87,8 +92,12 @@ def test_relay_killed_between_publish_and_mark_loses_nothing(
         DiesBeforeMarking(create_engine(settings), EventProducer(settings),
                           settings.outbox).run_once()
     """)
-    result = subprocess.run([sys.executable, "-c", crashing_relay], env=settings_env(settings),
-                            capture_output=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", crashing_relay],
+        env=settings_env(settings),
+        capture_output=True,
+        timeout=60,
+    )
     assert result.returncode == 137, result.stderr.decode()[-2000:]
 
     # Kafka has it, yet the outbox still says unpublished: the transaction never committed.
@@ -123,8 +132,10 @@ def test_several_relays_publish_each_event_once_and_in_order(
 
     from concurrent.futures import ThreadPoolExecutor
 
-    relays = [OutboxRelay(engine, producer, settings.outbox.model_copy(update={"batch_size": 7}))
-              for _ in range(4)]
+    relays = [
+        OutboxRelay(engine, producer, settings.outbox.model_copy(update={"batch_size": 7}))
+        for _ in range(4)
+    ]
 
     def drain(relay: OutboxRelay) -> int:
         total = 0
@@ -136,6 +147,5 @@ def test_several_relays_publish_each_event_once_and_in_order(
         published = sum(pool.map(drain, relays))
     assert published >= len(events)
 
-    received = wait_for_records(settings, topic, lambda r: r.key == key.encode(),
-                                count=len(events))
+    received = wait_for_records(settings, topic, lambda r: r.key == key.encode(), count=len(events))
     assert [r.event.id for r in received] == [e.id for e in events]

@@ -31,8 +31,9 @@ def test_relay_process_publishes_stays_ready_and_stops_cleanly(
     try:
         wait_for_port(port, relay, "relay admin server")
         topic = topic_name(settings, USERS)
-        events = [CloudEvent(type="user.updated", source="/tests", data={"n": i})
-                  for i in range(20)]
+        events = [
+            CloudEvent(type="user.updated", source="/tests", data={"n": i}) for i in range(20)
+        ]
         for event in events:
             with engine.begin() as connection:
                 add_event(connection, topic, event, key="relay-process")

@@ -75,8 +75,9 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_http_request_outbox_and_consumer_share_one_trace(settings: Settings) -> None:
-    result = subprocess.run([sys.executable, "-c", SCRIPT], env=settings_env(settings),
-                            capture_output=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=settings_env(settings), capture_output=True, timeout=120
+    )
     output = result.stdout.decode()
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     assert "ONE-TRACE" in output

@@ -10,8 +10,7 @@ from switchyard.kafka.consumer import ConsumedEvent
 
 def test_the_event_and_headers_are_decoded_on_first_access_and_kept() -> None:
     event = CloudEvent(type="t.x", source="/t", data={"v": 1})
-    consumed = ConsumedEvent("logs", 0, 7, b"k", event.to_json(),
-                             event_headers(event, "req-1"), 0)
+    consumed = ConsumedEvent("logs", 0, 7, b"k", event.to_json(), event_headers(event, "req-1"), 0)
     assert consumed.request_id == "req-1"
     assert consumed.event.id == event.id and consumed.event.data == {"v": 1}
     assert consumed.event is consumed.event

@@ -39,10 +39,15 @@ FAST = {"backoff_base_seconds": 0.001, "backoff_cap_seconds": 0.002}
 
 
 class FakeMessage:
-    def __init__(self, partition: int, offset: int, value: bytes,
-                 headers: list[tuple[str, bytes]]) -> None:
+    def __init__(
+        self, partition: int, offset: int, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
         self._partition, self._offset, self._value, self._headers = (
-            partition, offset, value, headers)
+            partition,
+            offset,
+            value,
+            headers,
+        )
 
     def error(self) -> None:
         return None
@@ -86,8 +91,12 @@ class FakeConsumer:
         self._callbacks: dict[str, Any] = {}
         self._offsets = dict.fromkeys(partitions, 0)
 
-    def add(self, values: Sequence[str | bytes], partition: int = 0,
-            headers: dict[str, str] | None = None) -> None:
+    def add(
+        self,
+        values: Sequence[str | bytes],
+        partition: int = 0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         extra = [(k, v.encode()) for k, v in (headers or {}).items()]
         for value in values:
             if isinstance(value, str):
@@ -129,8 +138,9 @@ class FakeConsumer:
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
         self.commits.append([(tp.partition, tp.offset) for tp in offsets])
 
-    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = -1,
-                              cached: bool = False) -> tuple[int, int] | None:
+    def get_watermark_offsets(
+        self, partition: TopicPartition, timeout: float = -1, cached: bool = False
+    ) -> tuple[int, int] | None:
         return None if self.watermark is None else (0, self.watermark)
 
     def assignment(self) -> list[TopicPartition]:
@@ -164,18 +174,31 @@ class Setup:
         self.consumer = FakeConsumer(self.stop, partitions)
         self.dlq = FakeDlq()
 
-    def runner(self, handler: BatchHandler, policy: FailurePolicy | None = None,
-               middleware: list[Middleware] | None = None, **options: Any) -> ConsumerRunner:
+    def runner(
+        self,
+        handler: BatchHandler,
+        policy: FailurePolicy | None = None,
+        middleware: list[Middleware] | None = None,
+        **options: Any,
+    ) -> ConsumerRunner:
         # max_wait 0: a batch is what one consume() returns, so the fake's stop on an
         # empty consume() comes only once the runner is back for more.
-        return ConsumerRunner(None, "g", [TOPIC], handler, self.dlq, self.stop,  # type: ignore[arg-type]
-                              RunnerOptions(**{"max_batch": 10, "max_wait_seconds": 0.0,
-                                               **FAST, **options}),
-                              policy=policy, middleware=middleware,
-                              consumer=self.consumer)  # type: ignore[arg-type]
+        return ConsumerRunner(
+            None,
+            "g",
+            [TOPIC],
+            handler,
+            self.dlq,
+            self.stop,  # type: ignore[arg-type]
+            RunnerOptions(**{"max_batch": 10, "max_wait_seconds": 0.0, **FAST, **options}),
+            policy=policy,
+            middleware=middleware,
+            consumer=self.consumer,
+        )  # type: ignore[arg-type]
 
-    def run(self, handler: BatchHandler, policy: FailurePolicy | None = None,
-            **options: Any) -> None:
+    def run(
+        self, handler: BatchHandler, policy: FailurePolicy | None = None, **options: Any
+    ) -> None:
         thread = threading.Thread(target=self.runner(handler, policy, **options).run)
         thread.start()
         thread.join(10)
@@ -194,6 +217,7 @@ def once(action: Callable[[FakeConsumer], FakeMessage | None]) -> Callable[..., 
     def on_poll(consumer: FakeConsumer) -> FakeMessage | None:
         consumer.on_poll = None
         return action(consumer)
+
     return on_poll
 
 
@@ -248,8 +272,14 @@ def test_a_poison_record_is_isolated_and_dead_lettered_with_error_headers(kafka:
             raise PermanentError("business rule says never")
 
     kafka.run(handler, max_attempts=2)
-    assert calls == [["ok-1", "poison", "ok-2", "refused"],
-                     ["ok-1"], ["poison"], ["poison"], ["ok-2"], ["refused"]]
+    assert calls == [
+        ["ok-1", "poison", "ok-2", "refused"],
+        ["ok-1"],
+        ["poison"],
+        ["poison"],
+        ["ok-2"],
+        ["refused"],
+    ]
     assert [r.topic for r in kafka.dlq.published] == ["orders.dlq", "orders.dlq"]
     poison, refused = kafka.dlq.headers(0), kafka.dlq.headers(1)
     assert poison["dlq-error-type"] == "ValueError"
@@ -356,14 +386,14 @@ def test_a_custom_policy_decides_and_sees_only_the_runner_controls(kafka: Setup)
     seen: list[tuple[list[str], str]] = []
 
     class SkipEverything(FailurePolicy):
-        def handle(self, events: list[ConsumedEvent], handler: BatchHandler,
-                   runner: RunnerControls) -> Outcome:
+        def handle(
+            self, events: list[ConsumedEvent], handler: BatchHandler, runner: RunnerControls
+        ) -> Outcome:
             seen.append((values(events), runner.group_id))
             assert not isinstance(runner, ConsumerRunner)
             return Outcome.COMMIT
 
-    kafka.run(lambda events: pytest.fail("the policy never calls the handler"),
-              SkipEverything())
+    kafka.run(lambda events: pytest.fail("the policy never calls the handler"), SkipEverything())
     assert seen == [(["a", "b", "c"], "g")]
     assert kafka.consumer.commits == [[(0, 3)]]
 
@@ -372,8 +402,9 @@ def test_a_policy_leaving_the_batch_uncommitted_is_obeyed(kafka: Setup) -> None:
     kafka.consumer.add(["a"])
 
     class GiveUp(FailurePolicy):
-        def handle(self, events: list[ConsumedEvent], handler: BatchHandler,
-                   runner: RunnerControls) -> Outcome:
+        def handle(
+            self, events: list[ConsumedEvent], handler: BatchHandler, runner: RunnerControls
+        ) -> Outcome:
             return Outcome.LEAVE_UNCOMMITTED
 
     kafka.run(lambda events: None, GiveUp())
@@ -390,8 +421,9 @@ def test_work_elsewhere_keeps_the_member_polling_with_partitions_paused(kafka: S
         def __init__(self) -> None:
             self.pool = ThreadPoolExecutor(1)
 
-        def handle(self, events: list[ConsumedEvent], handler: BatchHandler,
-                   runner: RunnerControls) -> Outcome:
+        def handle(
+            self, events: list[ConsumedEvent], handler: BatchHandler, runner: RunnerControls
+        ) -> Outcome:
             future = self.pool.submit(handler, events)
             runner.pause_until(future.done)
             future.result()
@@ -403,8 +435,7 @@ def test_work_elsewhere_keeps_the_member_polling_with_partitions_paused(kafka: S
             release.set()
 
     kafka.consumer.on_poll = on_poll
-    kafka.run(lambda events: None if release.wait(5) else pytest.fail("never polled"),
-              OffThread())
+    kafka.run(lambda events: None if release.wait(5) else pytest.fail("never polled"), OffThread())
     assert paused_while_working[:3] == [{0}, {0}, {0}]
     assert kafka.consumer.paused == set()
     assert kafka.consumer.commits == [[(0, 1)]]
@@ -469,8 +500,14 @@ def test_a_failing_record_moves_to_the_first_retry_tier(kafka: Setup) -> None:
 
 
 def test_after_the_last_tier_a_record_goes_to_its_original_topics_dlq(kafka: Setup) -> None:
-    kafka.consumer.add(["bad"], headers={"retry-tier": "1", "retry-original-topic": "jobs",
-                                         "dlq-error": "the earlier failure"})
+    kafka.consumer.add(
+        ["bad"],
+        headers={
+            "retry-tier": "1",
+            "retry-original-topic": "jobs",
+            "dlq-error": "the earlier failure",
+        },
+    )
     forwarded = FakeDlq()
 
     def handler(events: list[ConsumedEvent]) -> None:
@@ -499,11 +536,13 @@ def test_a_permanent_error_skips_the_tiers(kafka: Setup) -> None:
 
 def test_a_tier_record_is_handled_only_after_its_delay_partitions_paused(kafka: Setup) -> None:
     not_before = time.time() + 0.1
-    kafka.consumer.add(["later"], headers={"retry-tier": "0",
-                                           "retry-not-before": f"{not_before:.3f}"})
+    kafka.consumer.add(
+        ["later"], headers={"retry-tier": "0", "retry-not-before": f"{not_before:.3f}"}
+    )
     called_at: list[float] = []
-    kafka.run(lambda events: called_at.append(time.time()),
-              ForwardToRetryTopic(FakeDlq(), TIERS, **FAST))  # type: ignore[arg-type]
+    kafka.run(
+        lambda events: called_at.append(time.time()), ForwardToRetryTopic(FakeDlq(), TIERS, **FAST)
+    )  # type: ignore[arg-type]
     assert called_at[0] >= not_before - 0.001
     assert kafka.consumer.pauses == 1
     assert kafka.consumer.polls > 0, "still serving the group while waiting"

@@ -37,8 +37,10 @@ def machine_description() -> str:
                     break
     except OSError:
         pass
-    return (f"{os.cpu_count()} cores ({cpu}){memory}, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}){memory}, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def run_benchmarks(names: list[str], output: Path, workdir: Path) -> str:

@@ -44,17 +44,27 @@ class Scenario:
 
 
 SCENARIOS = (
-    Scenario("hot", 5_000, 4, 1_000,
-             "one coupon, stock 1,000; 5,000 users send 4 claims each (20,000), shuffled"),
-    Scenario("all_win", 5_000, 1, 5_000,
-             "one coupon, stock 5,000; 5,000 users claim once: every claim is a write"),
+    Scenario(
+        "hot",
+        5_000,
+        4,
+        1_000,
+        "one coupon, stock 1,000; 5,000 users send 4 claims each (20,000), shuffled",
+    ),
+    Scenario(
+        "all_win",
+        5_000,
+        1,
+        5_000,
+        "one coupon, stock 5,000; 5,000 users claim once: every claim is a write",
+    ),
 )
 
 
 def _call(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,  # noqa: S310
-                                     headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
         return json.loads(response.read())  # type: ignore[no-any-return]
 
@@ -62,17 +72,26 @@ def _call(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str
 def _claims(base: str, coupon: str, scenario: Scenario, seed: int) -> list[Request]:
     users = [f"user_{n}" for n in range(scenario.users)] * scenario.requests_per_user
     random.Random(seed).shuffle(users)
-    return [Request("POST", f"{base}/api/coupons/claim",
-                    json.dumps({"user_id": user, "coupon_name": coupon}).encode())
-            for user in users]
+    return [
+        Request(
+            "POST",
+            f"{base}/api/coupons/claim",
+            json.dumps({"user_id": user, "coupon_name": coupon}).encode(),
+        )
+        for user in users
+    ]
 
 
 def _check(scenario: Scenario, result: LoadResult, coupon: dict[str, Any]) -> list[str]:
     """What differs from the only answers PostgreSQL could give; empty when all is right."""
     winners = coupon["claimed_by"]
-    expected = Counter({200: min(scenario.stock, scenario.users),
-                        409: len(winners) * (scenario.requests_per_user - 1),
-                        400: (scenario.users - len(winners)) * scenario.requests_per_user})
+    expected = Counter(
+        {
+            200: min(scenario.stock, scenario.users),
+            409: len(winners) * (scenario.requests_per_user - 1),
+            400: (scenario.users - len(winners)) * scenario.requests_per_user,
+        }
+    )
     problems = []
     if +expected != +result.statuses:
         problems.append(f"statuses {dict(result.statuses)} != {dict(+expected)}")
@@ -87,11 +106,21 @@ def _measure(base: str, strategy: str, scenario: Scenario) -> dict[str, Any]:
     name = f"{scenario.name}_{strategy}"
     _call("POST", f"{base}/api/coupons", {"name": name, "amount": scenario.stock})
     requests = _claims(base, name, scenario, seed=4)
-    result = run_load(requests, CONCURRENCY, total=len(requests), accepted=lambda s: s == 200,
-                      label=f"{strategy} {scenario.name}")
+    result = run_load(
+        requests,
+        CONCURRENCY,
+        total=len(requests),
+        accepted=lambda s: s == 200,
+        label=f"{strategy} {scenario.name}",
+    )
     coupon = _call("GET", f"{base}/api/coupons/{name}")
-    return {"strategy": strategy, "scenario": scenario, "result": result, "coupon": coupon,
-            "problems": _check(scenario, result, coupon)}
+    return {
+        "strategy": strategy,
+        "scenario": scenario,
+        "result": result,
+        "coupon": coupon,
+        "problems": _check(scenario, result, coupon),
+    }
 
 
 def _warm_up(base: str, name: str) -> None:
@@ -106,12 +135,21 @@ def run(workdir: Path) -> str:
     with bench_settings(workdir) as settings:
         for strategy in STRATEGIES:
             port = free_port()
-            env = {"API__HOST": "127.0.0.1", "API__PORT": str(port),
-                   "API__WORKERS": str(WORKERS), "API__THREADS": str(THREADS),
-                   "COUPONS__STRATEGY": strategy}
+            env = {
+                "API__HOST": "127.0.0.1",
+                "API__PORT": str(port),
+                "API__WORKERS": str(WORKERS),
+                "API__THREADS": str(THREADS),
+                "COUPONS__STRATEGY": strategy,
+            }
             base = f"http://127.0.0.1:{port}"
-            with service([script("switchyard-api"), "serve"], settings, env,
-                         ready_url=f"{base}/readyz", log=workdir / f"api-{strategy}.log"):
+            with service(
+                [script("switchyard-api"), "serve"],
+                settings,
+                env,
+                ready_url=f"{base}/readyz",
+                log=workdir / f"api-{strategy}.log",
+            ):
                 _warm_up(base, f"warm_up_{strategy}")
                 rows.extend(_measure(base, strategy, scenario) for scenario in SCENARIOS)
     return _report(rows)
@@ -157,8 +195,9 @@ def _report(rows: list[dict[str, Any]]) -> str:
 
 def _speedups(rows: list[dict[str, Any]]) -> str:
     def rate(strategy: str, scenario: Scenario) -> float:
-        result: LoadResult = next(r["result"] for r in rows
-                                  if r["strategy"] == strategy and r["scenario"] is scenario)
+        result: LoadResult = next(
+            r["result"] for r in rows if r["strategy"] == strategy and r["scenario"] is scenario
+        )
         return result.requests / result.elapsed
 
     parts = [f"`{s.name}` {rate('fast', s) / rate('for_update', s):.1f}x" for s in SCENARIOS]

@@ -58,8 +58,11 @@ def bare_app() -> Any:
 def _metric(url: str, name: str, labels: str = "") -> float:
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
         text = response.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and labels in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and labels in line
+    )
 
 
 def _rss_kib(pid: int) -> int:
@@ -91,22 +94,36 @@ def _paced(requests: Iterator[Request], per_second: float) -> Iterator[Request]:
         yield request
 
 
-def _api(settings: Settings, workdir: Path, env: dict[str, str] | None = None,
-         argv: list[str] | None = None) -> tuple[Any, str]:
+def _api(
+    settings: Settings,
+    workdir: Path,
+    env: dict[str, str] | None = None,
+    argv: list[str] | None = None,
+) -> tuple[Any, str]:
     port = free_port()
     environment = {"API__PORT": str(port), "SERVICE_NAME": "api", **(env or {})}
     command = argv or [script("switchyard-api"), "serve"]
-    return service(command, settings, environment, ready_url=f"http://127.0.0.1:{port}/readyz",
-                   log=workdir / f"api-{port}.log"), f"http://127.0.0.1:{port}"
+    return service(
+        command,
+        settings,
+        environment,
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+        log=workdir / f"api-{port}.log",
+    ), f"http://127.0.0.1:{port}"
 
 
-def _drain(settings: Settings, workdir: Path, expected: int,
-           env: dict[str, str]) -> tuple[float, float, Any]:
+def _drain(
+    settings: Settings, workdir: Path, expected: int, env: dict[str, str]
+) -> tuple[float, float, Any]:
     """Start the batcher; (rows/s while writing, seconds to the first row, metrics url)."""
     admin = free_port()
     metrics_url = f"http://127.0.0.1:{admin}/metrics"
-    context = service([script("switchyard-batcher")], settings,
-                      {"ADMIN_PORT": str(admin), **env}, log=workdir / "batcher.log")
+    context = service(
+        [script("switchyard-batcher")],
+        settings,
+        {"ADMIN_PORT": str(admin), **env},
+        log=workdir / "batcher.log",
+    )
     context.__enter__()
     wait_until_ok(f"http://127.0.0.1:{admin}/healthz")
     started = time.monotonic()
@@ -132,14 +149,17 @@ def _raw_copy(engine: sa.Engine, chunk: int) -> tuple[float, float]:
         lines = buffer.getvalue().splitlines(keepends=True)
         rates = []
         for size in (len(lines), chunk):
-            cursor.execute("DROP TABLE IF EXISTS logs_raw; "
-                           "CREATE TABLE logs_raw (LIKE logs INCLUDING ALL)")
+            cursor.execute(
+                "DROP TABLE IF EXISTS logs_raw; CREATE TABLE logs_raw (LIKE logs INCLUDING ALL)"
+            )
             raw.commit()
             started = time.perf_counter()
             for start in range(0, len(lines), size):
-                cursor.copy_expert(f"COPY logs_raw ({column_list('log')}) FROM STDIN",
-                                   io.BytesIO(b"".join(lines[start:start + size])),
-                                   size=1 << 20)
+                cursor.copy_expert(
+                    f"COPY logs_raw ({column_list('log')}) FROM STDIN",
+                    io.BytesIO(b"".join(lines[start : start + size])),
+                    size=1 << 20,
+                )
                 raw.commit()
             rates.append(len(lines) / (time.perf_counter() - started))
         cursor.execute("DROP TABLE logs_raw")
@@ -157,6 +177,7 @@ def _latency_buckets(before: dict[str, float], after: dict[str, float]) -> Calla
             if after[le] - before.get(le, 0) >= q / 100 * total:
                 return f"≤ {float(le) * 1000:g} ms"
         return "> 30 s"
+
     return bound
 
 
@@ -173,27 +194,48 @@ def _buckets(url: str) -> dict[str, float]:
 
 def _percentiles(engine: sa.Engine, prefix: str) -> list[float]:
     with engine.connect() as connection:
-        row = connection.execute(sa.text(
-            "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY "
-            "extract(epoch FROM stored_at - received_at)) FROM logs WHERE service LIKE :p"),
-            {"p": f"{prefix}%"}).scalar_one()
+        row = connection.execute(
+            sa.text(
+                "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY "
+                "extract(epoch FROM stored_at - received_at)) FROM logs WHERE service LIKE :p"
+            ),
+            {"p": f"{prefix}%"},
+        ).scalar_one()
     return [float(v) * 1000 for v in row]
 
 
 def _components(workdir: Path) -> list[str]:
     out = workdir / "components.json"
     tests = Path(__file__).resolve().parents[4] / "services" / "batcher" / "tests"
-    subprocess.run([sys.executable, "-m", "pytest", str(tests / "bench_components.py"), "-q",
-                    "-p", "no:cacheprovider", "-o", "python_files=bench_*.py",
-                    "--benchmark-only", f"--benchmark-json={out}"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(tests / "bench_components.py"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "python_files=bench_*.py",
+            "--benchmark-only",
+            f"--benchmark-json={out}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     rows = []
     for bench in orjson.loads(out.read_bytes())["benchmarks"]:
         per = bench["extra_info"].get("records", 1)
-        rows.append(f"| {bench['name']} | {bench['stats']['median'] * 1e6 / per:.2f} µs | "
-                    f"{per / bench['stats']['median']:,.0f} |")
-    return ["| component (pytest-benchmark) | median per record | records/s |",
-            "| --- | ---: | ---: |", *rows]
+        rows.append(
+            f"| {bench['name']} | {bench['stats']['median'] * 1e6 / per:.2f} µs | "
+            f"{per / bench['stats']['median']:,.0f} |"
+        )
+    return [
+        "| component (pytest-benchmark) | median per record | records/s |",
+        "| --- | ---: | ---: |",
+        *rows,
+    ]
 
 
 def run(workdir: Path) -> str:
@@ -202,8 +244,12 @@ def run(workdir: Path) -> str:
     with bench_settings(workdir) as settings:
         api_env = {"BATCHER__JSONL_DIR": str(workdir / "sinks")}
         engine = sa.create_engine(settings.sqlalchemy_url, poolclass=sa.pool.NullPool)
-        bare_argv = [script("gunicorn"), "-c", "python:switchyard_api.gunicorn_conf",
-                     "switchyard_devtools.bench.ingest:bare_app()"]
+        bare_argv = [
+            script("gunicorn"),
+            "-c",
+            "python:switchyard_api.gunicorn_conf",
+            "switchyard_devtools.bench.ingest:bare_app()",
+        ]
         single: dict[str, float] = {}
         for label, argv in (("bare Flask", bare_argv), ("POST /logs", None)):
             context, url = _api(settings, workdir, api_env, argv)
@@ -212,8 +258,9 @@ def run(workdir: Path) -> str:
                 result = run_load(_single(url, 8_000), 32, show_progress=False)
                 single[label] = result.requests / result.elapsed
                 if label == "POST /logs":
-                    batched = run_load(load_requests("logs", url, 200_000, 100, SERVICES), 16,
-                                       show_progress=False)
+                    batched = run_load(
+                        load_requests("logs", url, 200_000, 100, SERVICES), 16, show_progress=False
+                    )
         accepted = 9_000 + batched.events_accepted
         ratio = single["POST /logs"] / single["bare Flask"]
         table += [
@@ -242,8 +289,12 @@ def run(workdir: Path) -> str:
             context, url = _api(settings, workdir, api_env)
             with context:
                 before = _buckets(metrics_url)
-                paced = _paced(load_requests("logs", url, int(peak / 2 * 15), 100,
-                                             [f"e2e-{n}" for n in range(24)]), peak / 200)
+                paced = _paced(
+                    load_requests(
+                        "logs", url, int(peak / 2 * 15), 100, [f"e2e-{n}" for n in range(24)]
+                    ),
+                    peak / 200,
+                )
                 run_load(paced, 64, show_progress=False)
                 time.sleep(3)
                 bound = _latency_buckets(before, _buckets(metrics_url))
@@ -251,7 +302,8 @@ def run(workdir: Path) -> str:
                 table.append(
                     f"| end to end at {peak / 2:,.0f} events/s (half of {peak:,.0f}) | p50 "
                     f"{p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms (after commit: p99 "
-                    f"{bound(99)}) | p99 ≤ 1 s |")
+                    f"{bound(99)}) | p99 ≤ 1 s |"
+                )
         finally:
             batcher.__exit__(None, None, None)
         table.append(_flood(settings, workdir, api_env))
@@ -272,17 +324,25 @@ def _flood(settings: Settings, workdir: Path, env: dict[str, str]) -> str:
             while not stop.is_set():
                 peak[0] = max(peak[0], _rss_kib(pid))
                 time.sleep(0.1)
+
         sampler = threading.Thread(target=sample)
         sampler.start()
-        flood = run_load(load_requests("logs", url, 400_000, 1_000, SERVICES), 256,
-                         show_progress=False)
+        flood = run_load(
+            load_requests("logs", url, 400_000, 1_000, SERVICES), 256, show_progress=False
+        )
         stop.set()
         sampler.join()
     ingest, api = settings.ingest, settings.api
-    bound_mib = api.workers * (ingest.max_in_flight_bytes * 2
-                               + api.threads * api.max_body_bytes * 4) / 2**20 + idle / 1024
-    return (f"| API RSS under a flood (256 clients x 1,000 events) | "
-            f"{idle / 1024:.0f} MiB idle, {peak[0] / 1024:.0f} MiB peak, "
-            f"{flood.statuses.get(429, 0)} x 429 of "
-            f"{flood.requests} | ≤ {bound_mib:.0f} MiB (bound: {ingest.max_in_flight_events:,} "
-            f"events / {ingest.max_in_flight_bytes / 2**20:.0f} MiB in flight per worker) |")
+    bound_mib = (
+        api.workers
+        * (ingest.max_in_flight_bytes * 2 + api.threads * api.max_body_bytes * 4)
+        / 2**20
+        + idle / 1024
+    )
+    return (
+        f"| API RSS under a flood (256 clients x 1,000 events) | "
+        f"{idle / 1024:.0f} MiB idle, {peak[0] / 1024:.0f} MiB peak, "
+        f"{flood.statuses.get(429, 0)} x 429 of "
+        f"{flood.requests} | ≤ {bound_mib:.0f} MiB (bound: {ingest.max_in_flight_events:,} "
+        f"events / {ingest.max_in_flight_bytes / 2**20:.0f} MiB in flight per worker) |"
+    )

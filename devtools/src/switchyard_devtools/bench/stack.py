@@ -29,8 +29,13 @@ def script(name: str) -> str:
 
 
 @contextlib.contextmanager
-def service(argv: Sequence[str], settings: Settings, env: dict[str, str] | None = None,
-            ready_url: str | None = None, log: Path | None = None) -> Iterator[int]:
+def service(
+    argv: Sequence[str],
+    settings: Settings,
+    env: dict[str, str] | None = None,
+    ready_url: str | None = None,
+    log: Path | None = None,
+) -> Iterator[int]:
     """Run a service process for the duration of the block; yields its pid."""
     environment = {**settings_env(settings), "LOG_LEVEL": "warning", **(env or {})}
     out = open(log, "ab") if log else open(os.devnull, "wb")  # noqa: SIM115
@@ -44,8 +49,9 @@ def service(argv: Sequence[str], settings: Settings, env: dict[str, str] | None 
         out.close()
 
 
-def wait_until_ok(url: str, timeout: float = 60.0,
-                  process_alive: Callable[[], bool] = lambda: True) -> None:
+def wait_until_ok(
+    url: str, timeout: float = 60.0, process_alive: Callable[[], bool] = lambda: True
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process_alive():

@@ -28,31 +28,43 @@ TABLES = {"logs": "logs", "health": "health_pings"}
 
 def _item(kind: str, service: str, index: int) -> dict[str, object]:
     if kind == "logs":
-        return {"service": service, "level": ("info", "warning", "error")[index % 3],
-                "message": f"load event {index}", "attributes": {"n": index}}
-    return {"service": service, "status": ("up", "degraded", "down")[index % 3],
-            "latency_ms": index % 250}
+        return {
+            "service": service,
+            "level": ("info", "warning", "error")[index % 3],
+            "message": f"load event {index}",
+            "attributes": {"n": index},
+        }
+    return {
+        "service": service,
+        "status": ("up", "degraded", "down")[index % 3],
+        "latency_ms": index % 250,
+    }
 
 
-def requests(kind: str, url: str, count: int, batch: int,
-             services: list[str]) -> Iterator[Request]:
+def requests(kind: str, url: str, count: int, batch: int, services: list[str]) -> Iterator[Request]:
     """``count`` events in requests of ``batch``, spread over ``services`` (partition keys)."""
     for start in range(0, count, batch):
-        items = [_item(kind, services[i % len(services)], i)
-                 for i in range(start, min(count, start + batch))]
+        items = [
+            _item(kind, services[i % len(services)], i)
+            for i in range(start, min(count, start + batch))
+        ]
         body = orjson.dumps(items[0] if batch == 1 else items)
         yield Request("POST", f"{url}/{kind}", body, events=len(items))
 
 
 def count_stored(engine: sa.Engine, kind: str, services: list[str]) -> int:
     with engine.connect() as connection:
-        return int(connection.execute(
-            sa.text(f"SELECT count(*) FROM {TABLES[kind]} WHERE service = ANY(:s)"),  # noqa: S608
-            {"s": services}).scalar_one())
+        return int(
+            connection.execute(
+                sa.text(f"SELECT count(*) FROM {TABLES[kind]} WHERE service = ANY(:s)"),  # noqa: S608
+                {"s": services},
+            ).scalar_one()
+        )
 
 
-def wait_until_stored(engine: sa.Engine, kind: str, services: list[str], expected: int,
-                      timeout: float) -> float | None:
+def wait_until_stored(
+    engine: sa.Engine, kind: str, services: list[str], expected: int, timeout: float
+) -> float | None:
     """Seconds until ``expected`` rows are readable, or None after ``timeout``."""
     started = time.monotonic()
     warned = False
@@ -63,8 +75,7 @@ def wait_until_stored(engine: sa.Engine, kind: str, services: list[str], expecte
         except sa.exc.OperationalError as exc:
             # PostgreSQL down is a scenario worth measuring, not a reason to stop counting.
             if not warned:
-                click.echo(f"PostgreSQL unreachable, still waiting: {exc.orig}".strip(),
-                           err=True)
+                click.echo(f"PostgreSQL unreachable, still waiting: {exc.orig}".strip(), err=True)
                 warned = True
             time.sleep(1.0)
             continue
@@ -75,8 +86,11 @@ def wait_until_stored(engine: sa.Engine, kind: str, services: list[str], expecte
 def dev_settings(command: str) -> Settings:
     """Settings from ``$SWITCHYARD_CONFIG``, else from the file a running `make dev` wrote."""
     if not os.environ.get(CONFIG_FILE_ENV) and DEV_CONFIG_FILE.is_file():
-        click.echo(f"using the dev stack's {DEV_CONFIG_FILE} (set {CONFIG_FILE_ENV} to "
-                   "choose another file)", err=True)
+        click.echo(
+            f"using the dev stack's {DEV_CONFIG_FILE} (set {CONFIG_FILE_ENV} to "
+            "choose another file)",
+            err=True,
+        )
         os.environ[CONFIG_FILE_ENV] = str(DEV_CONFIG_FILE)
     return cli_settings(command)
 
@@ -84,10 +98,13 @@ def dev_settings(command: str) -> Settings:
 def _report(result: LoadResult) -> None:
     summary = result.summary()
     click.echo(f"requests/s {summary['requests_per_s']:>10}   events/s {summary['events_per_s']}")
-    click.echo(f"latency ms  p50 {summary['p50_ms']}  p95 {summary['p95_ms']}  "
-               f"p99 {summary['p99_ms']}")
-    click.echo(f"429 (overloaded) {result.statuses.get(429, 0)}   statuses {summary['statuses']}"
-               + (f"   errors {summary['errors']}" if result.errors else ""))
+    click.echo(
+        f"latency ms  p50 {summary['p50_ms']}  p95 {summary['p95_ms']}  p99 {summary['p99_ms']}"
+    )
+    click.echo(
+        f"429 (overloaded) {result.statuses.get(429, 0)}   statuses {summary['statuses']}"
+        + (f"   errors {summary['errors']}" if result.errors else "")
+    )
 
 
 @click.group()
@@ -99,42 +116,75 @@ def _command(kind: str) -> click.Command:
     @click.command(kind, help=f"POST {kind} events, then wait until all are stored.")
     @click.option("--count", default=100_000, show_default=True, type=click.IntRange(1))
     @click.option("--concurrency", default=50, show_default=True, type=click.IntRange(1, 10_000))
-    @click.option("--batch", default=100, show_default=True, type=click.IntRange(1, 10_000),
-                  help="events per request (1: a single object)")
+    @click.option(
+        "--batch",
+        default=100,
+        show_default=True,
+        type=click.IntRange(1, 10_000),
+        help="events per request (1: a single object)",
+    )
     @click.option("--url", default=None, help="the API [default: from the settings]")
-    @click.option("--services", "service_count", default=24, show_default=True,
-                  type=click.IntRange(1), help="distinct service names (Kafka keys)")
-    @click.option("--wait/--no-wait", default=True, show_default=True,
-                  help="wait until every accepted event is readable in PostgreSQL")
+    @click.option(
+        "--services",
+        "service_count",
+        default=24,
+        show_default=True,
+        type=click.IntRange(1),
+        help="distinct service names (Kafka keys)",
+    )
+    @click.option(
+        "--wait/--no-wait",
+        default=True,
+        show_default=True,
+        help="wait until every accepted event is readable in PostgreSQL",
+    )
     @click.option("--timeout", default=600.0, show_default=True, help="for --wait, seconds")
-    def command(count: int, concurrency: int, batch: int, url: str | None, service_count: int,
-                wait: bool, timeout: float) -> None:
+    def command(
+        count: int,
+        concurrency: int,
+        batch: int,
+        url: str | None,
+        service_count: int,
+        wait: bool,
+        timeout: float,
+    ) -> None:
         settings = dev_settings("load")
         url = (url or f"http://{settings.api.host}:{settings.api.port}").rstrip("/")
         run = uuid.uuid4().hex[:8]
         services = [f"load-{run}-{n}" for n in range(service_count)]
-        click.echo(f"{count} {kind} events to {url}, {batch} per request, {concurrency} "
-                   f"concurrent; services load-{run}-*")
+        click.echo(
+            f"{count} {kind} events to {url}, {batch} per request, {concurrency} "
+            f"concurrent; services load-{run}-*"
+        )
         started = time.monotonic()
-        result = run_load(requests(kind, url, count, batch, services), concurrency,
-                          total=-(-count // batch), label=kind)
+        result = run_load(
+            requests(kind, url, count, batch, services),
+            concurrency,
+            total=-(-count // batch),
+            label=kind,
+        )
         _report(result)
         if not wait or not result.events_accepted:
             return
         # Timeouts everywhere: a PostgreSQL outage during the wait must end in a retry,
         # never in a connection that hangs.
-        engine = create_engine(settings, poolclass=sa.pool.NullPool, connect_args={
-            "connect_timeout": 5, "options": "-c statement_timeout=10000"})
+        engine = create_engine(
+            settings,
+            poolclass=sa.pool.NullPool,
+            connect_args={"connect_timeout": 5, "options": "-c statement_timeout=10000"},
+        )
         try:
             drained = wait_until_stored(engine, kind, services, result.events_accepted, timeout)
         finally:
             engine.dispose()
         if drained is None:
             raise click.ClickException(f"not every accepted event was stored within {timeout}s")
-        click.echo(f"all {result.events_accepted} accepted events readable "
-                   f"{drained:.2f}s after the last response; end to end "
-                   f"{time.monotonic() - started:.2f}s "
-                   f"({result.events_accepted / (time.monotonic() - started):.0f} events/s)")
+        click.echo(
+            f"all {result.events_accepted} accepted events readable "
+            f"{drained:.2f}s after the last response; end to end "
+            f"{time.monotonic() - started:.2f}s "
+            f"({result.events_accepted / (time.monotonic() - started):.0f} events/s)"
+        )
 
     return command
 

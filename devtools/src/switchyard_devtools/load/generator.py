@@ -71,13 +71,20 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank]
 
 
-async def _run(requests: Iterable[Request], concurrency: int, total: int | None,
-               keep_bodies: bool, accepted: Callable[[int], bool], label: str,
-               show_progress: bool) -> LoadResult:
+async def _run(
+    requests: Iterable[Request],
+    concurrency: int,
+    total: int | None,
+    keep_bodies: bool,
+    accepted: Callable[[int], bool],
+    label: str,
+    show_progress: bool,
+) -> LoadResult:
     result = LoadResult(started=time.perf_counter())
     iterator = iter(requests)
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency,
-                                     ttl_dns_cache=300)
+    connector = aiohttp.TCPConnector(
+        limit=concurrency, limit_per_host=concurrency, ttl_dns_cache=300
+    )
     timeout = aiohttp.ClientTimeout(total=60)
     bar = tqdm(total=total, desc=label, unit="req", disable=not show_progress, smoothing=0.1)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -86,8 +93,12 @@ async def _run(requests: Iterable[Request], concurrency: int, total: int | None,
             for request in iterator:
                 started = time.perf_counter()
                 try:
-                    async with session.request(request.method, request.url, data=request.body,
-                                               headers=dict(request.headers)) as response:
+                    async with session.request(
+                        request.method,
+                        request.url,
+                        data=request.body,
+                        headers=dict(request.headers),
+                    ) as response:
                         body = await response.read()
                         status = response.status
                 except (TimeoutError, aiohttp.ClientError) as exc:
@@ -107,9 +118,17 @@ async def _run(requests: Iterable[Request], concurrency: int, total: int | None,
     return result
 
 
-def run_load(requests: Iterable[Request], concurrency: int, *, total: int | None = None,
-             keep_bodies: bool = False, accepted: Callable[[int], bool] = lambda s: s < 300,
-             label: str = "load", show_progress: bool = True) -> LoadResult:
+def run_load(
+    requests: Iterable[Request],
+    concurrency: int,
+    *,
+    total: int | None = None,
+    keep_bodies: bool = False,
+    accepted: Callable[[int], bool] = lambda s: s < 300,
+    label: str = "load",
+    show_progress: bool = True,
+) -> LoadResult:
     """Send ``requests`` with ``concurrency`` in flight; returns what happened."""
-    return asyncio.run(_run(requests, concurrency, total, keep_bodies, accepted, label,
-                            show_progress))
+    return asyncio.run(
+        _run(requests, concurrency, total, keep_bodies, accepted, label, show_progress)
+    )

@@ -34,33 +34,45 @@ class Banner:
         api = next((spec for spec in self.specs if spec.name == API), None)
         if api is not None:
             base = f"http://127.0.0.1:{api.port}"
-            lines += [f"  API             {base}{self._moved(api)}",
-                      f"  readiness       {base}/readyz",
-                      f"  OpenAPI         {base}/openapi.json"]
+            lines += [
+                f"  API             {base}{self._moved(api)}",
+                f"  readiness       {base}/readyz",
+                f"  OpenAPI         {base}/openapi.json",
+            ]
         for spec in self.specs:
             if spec.name != API:
-                lines.append(f"  {spec.name:<15} admin port {spec.port}{self._moved(spec)} "
-                             "(/healthz /readyz /metrics)")
+                lines.append(
+                    f"  {spec.name:<15} admin port {spec.port}{self._moved(spec)} "
+                    "(/healthz /readyz /metrics)"
+                )
         if not self.specs:
-            lines.append("  no services (--no-services): start them by hand from this "
-                         "directory, e.g. `uv run switchyard-batcher`")
+            lines.append(
+                "  no services (--no-services): start them by hand from this "
+                "directory, e.g. `uv run switchyard-batcher`"
+            )
         lines.append("")
         var_dir = self.config_path.parent
         for name, url in self.backing.urls.items():
             source = self.backing.source(name)
             note = _NOTES[name].format(dir=var_dir) if source == "embedded" else f"from {source}"
             lines.append(f"  {name:<15} {redact(url)}  ({note})")
-        lines += [f"  admin token     {self.token.display()}",
-                  f"  config          {self.config_path} (removed on exit)", "", "  Try:"]
+        lines += [
+            f"  admin token     {self.token.display()}",
+            f"  config          {self.config_path} (removed on exit)",
+            "",
+            "  Try:",
+        ]
         # Processes read a config file only when SWITCHYARD_CONFIG names it.
         prefix = f"SWITCHYARD_CONFIG={self.config_path.resolve()} "
         if api is not None:
             lines.append(f"    curl http://127.0.0.1:{api.port}/readyz")
-        lines += [f"    {prefix}uv run switchyard users list",
-                  f"    {prefix}uv run switchyard topics tail users --follow",
-                  "", "  Ctrl-C or SIGTERM stops everything in order; a second Ctrl-C kills the "
-                  "services.",
-                  rule]
+        lines += [
+            f"    {prefix}uv run switchyard users list",
+            f"    {prefix}uv run switchyard topics tail users --follow",
+            "",
+            "  Ctrl-C or SIGTERM stops everything in order; a second Ctrl-C kills the services.",
+            rule,
+        ]
         self.console.raw("\n".join(lines))
 
     @staticmethod

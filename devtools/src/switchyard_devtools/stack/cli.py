@@ -31,22 +31,48 @@ from switchyard_devtools.stack.supervisor import DRAIN_TIMEOUT, Signals, Supervi
 
 
 @click.command()
-@click.option("--no-services", is_flag=True,
-              help="Only infrastructure and migrations; run services by hand.")
+@click.option(
+    "--no-services", is_flag=True, help="Only infrastructure and migrations; run services by hand."
+)
 @click.option("--no-api", is_flag=True, help="Without the API and its outbox relay.")
-@click.option("--only", multiple=True, type=click.Choice(NAMES), metavar="SERVICE",
-              help=f"Run only this service (repeatable): {', '.join(NAMES)}.")
-@click.option("--api-port", type=click.IntRange(1, 65535), default=None,
-              help="API port (default 8080, or a free one when 8080 is taken).")
-@click.option("--var-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=DEV_VAR_DIR, envvar="SWITCHYARD_VAR_DIR", show_default=True,
-              help="Where embedded servers keep their data (kept between runs).")
-@click.option("--drain-timeout", type=click.FloatRange(0, 3600), default=DRAIN_TIMEOUT,
-              envvar="SWITCHYARD_DEV_DRAIN_TIMEOUT", show_default=True,
-              help="On stop, seconds to let consumers drain the embedded in-memory broker "
-                   "before it goes (0: do not wait).")
-def dev(no_services: bool, no_api: bool, only: tuple[str, ...], api_port: int | None,
-        var_dir: Path, drain_timeout: float) -> None:
+@click.option(
+    "--only",
+    multiple=True,
+    type=click.Choice(NAMES),
+    metavar="SERVICE",
+    help=f"Run only this service (repeatable): {', '.join(NAMES)}.",
+)
+@click.option(
+    "--api-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="API port (default 8080, or a free one when 8080 is taken).",
+)
+@click.option(
+    "--var-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEV_VAR_DIR,
+    envvar="SWITCHYARD_VAR_DIR",
+    show_default=True,
+    help="Where embedded servers keep their data (kept between runs).",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(0, 3600),
+    default=DRAIN_TIMEOUT,
+    envvar="SWITCHYARD_DEV_DRAIN_TIMEOUT",
+    show_default=True,
+    help="On stop, seconds to let consumers drain the embedded in-memory broker "
+    "before it goes (0: do not wait).",
+)
+def dev(
+    no_services: bool,
+    no_api: bool,
+    only: tuple[str, ...],
+    api_port: int | None,
+    var_dir: Path,
+    drain_timeout: float,
+) -> None:
     """Start the whole dev stack (embedded servers unless URLs are given).
 
     DATABASE_URL, REDIS_URL and KAFKA_BOOTSTRAP_SERVERS, when set, name servers to use
@@ -73,8 +99,14 @@ def dev(no_services: bool, no_api: bool, only: tuple[str, ...], api_port: int | 
     sys.exit(status)
 
 
-def _run(console: Console, selected: Sequence[str], api_port: int | None, var_dir: Path,
-         started: float, drain_timeout: float) -> int:
+def _run(
+    console: Console,
+    selected: Sequence[str],
+    api_port: int | None,
+    var_dir: Path,
+    started: float,
+    drain_timeout: float,
+) -> int:
     config_path = var_dir / CONFIG_NAME
     # Left behind by a stack that was killed: it would point commands at dead servers.
     config_path.unlink(missing_ok=True)
@@ -93,8 +125,14 @@ def _run(console: Console, selected: Sequence[str], api_port: int | None, var_di
             console.warn(f"could not start the dev stack: {type(exc).__name__}: {exc}")
             return 1
         banner = Banner(console, specs, backing, token, config_path, started)
-        supervisor = Supervisor(specs, console, signals.install(), backing.embedded,
-                                on_ready=banner.show, drain_timeout=drain_timeout)
+        supervisor = Supervisor(
+            specs,
+            console,
+            signals.install(),
+            backing.embedded,
+            on_ready=banner.show,
+            drain_timeout=drain_timeout,
+        )
         return supervisor.run()
     finally:
         # A signal during the cleanup below must not abort it halfway.
@@ -110,28 +148,39 @@ def _run(console: Console, selected: Sequence[str], api_port: int | None, var_di
             console.warn(f"the dev stack stopped because {supervisor.failure}")
 
 
-def _prepare(console: Console, backing: Backing, token: str, config_path: Path,
-             selected: Sequence[str], api_port: int | None) -> list[ServiceSpec]:
+def _prepare(
+    console: Console,
+    backing: Backing,
+    token: str,
+    config_path: Path,
+    selected: Sequence[str],
+    api_port: int | None,
+) -> list[ServiceSpec]:
     from switchyard.db.migrate import upgrade
     from switchyard.kafka.topics import all_topic_names, ensure_topics
 
     settings = load_settings(
-        service_name="dev", database_url=backing.urls["postgres"],
-        redis_url=backing.urls["redis"], kafka_bootstrap_servers=backing.urls["kafka"],
+        service_name="dev",
+        database_url=backing.urls["postgres"],
+        redis_url=backing.urls["redis"],
+        kafka_bootstrap_servers=backing.urls["kafka"],
         admin_token=token,
     )
     console.say("applying database migrations")
     upgrade(settings)
     ensure_topics(settings)
     console.say(f"{len(all_topic_names(settings))} Kafka topics in place")
-    write_config(config_path, {
-        "database_url": settings.database_url,
-        "redis_url": settings.redis_url,
-        "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
-        "admin_token": token,
-        "redis_key_prefix": settings.redis_key_prefix,
-        "kafka": {"topic_prefix": settings.kafka.topic_prefix},
-    })
+    write_config(
+        config_path,
+        {
+            "database_url": settings.database_url,
+            "redis_url": settings.redis_url,
+            "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
+            "admin_token": token,
+            "redis_key_prefix": settings.redis_key_prefix,
+            "kafka": {"topic_prefix": settings.kafka.topic_prefix},
+        },
+    )
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,

@@ -81,8 +81,18 @@ def _pg_user() -> str | None:
     try:
         pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        PG_SYSTEM_USER], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                PG_SYSTEM_USER,
+            ],
+            check=True,
+            capture_output=True,
+        )
     return PG_SYSTEM_USER
 
 
@@ -110,9 +120,19 @@ def start_postgres(data_dir: Path, port: int | None = None) -> Server:
     log_path = data_dir.parent / "postgres.log"
     if not (data_dir / "PG_VERSION").exists():
         initdb = subprocess.run(
-            [str(binaries / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
-             "--encoding=UTF8", "--no-sync"],
-            capture_output=True, user=user, group=user,
+            [
+                str(binaries / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            ],
+            capture_output=True,
+            user=user,
+            group=user,
             extra_groups=[] if user is not None else None,
         )
         if initdb.returncode != 0:
@@ -125,17 +145,39 @@ def start_postgres(data_dir: Path, port: int | None = None) -> Server:
         if user is not None:
             os.chown(log_path, pwd.getpwnam(user).pw_uid, -1)
         process = spawn(
-            [str(binaries / "postgres"), "-D", str(data_dir), "-p", str(port),
-             "-h", "127.0.0.1", "-k", str(data_dir),
-             "-c", "max_connections=300", "-c", "shared_buffers=256MB",
-             "-c", "fsync=on", "-c", "synchronous_commit=on"],
-            stdout=log_file, user=user, death_signal=signal.SIGINT,
+            [
+                str(binaries / "postgres"),
+                "-D",
+                str(data_dir),
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(data_dir),
+                "-c",
+                "max_connections=300",
+                "-c",
+                "shared_buffers=256MB",
+                "-c",
+                "fsync=on",
+                "-c",
+                "synchronous_commit=on",
+            ],
+            stdout=log_file,
+            user=user,
+            death_signal=signal.SIGINT,
         )
     wait_for_port(port, process, "PostgreSQL")
     _wait_for_postgres_ready(binaries, port, process)
     # SIGINT is PostgreSQL's "fast" shutdown: roll back open sessions, checkpoint, exit.
-    return Server("postgres", f"postgresql://postgres@127.0.0.1:{port}/switchyard", process,
-                  signal.SIGINT, log_path)
+    return Server(
+        "postgres",
+        f"postgresql://postgres@127.0.0.1:{port}/switchyard",
+        process,
+        signal.SIGINT,
+        log_path,
+    )
 
 
 def _wait_for_postgres_ready(binaries: Path, port: int, process: subprocess.Popen[bytes]) -> None:
@@ -144,8 +186,10 @@ def _wait_for_postgres_ready(binaries: Path, port: int, process: subprocess.Pope
     for _ in range(300):
         if process.poll() is not None:
             raise RuntimeError(f"PostgreSQL exited with status {process.returncode}")
-        ready = subprocess.run([str(binaries / "pg_isready"), "-h", "127.0.0.1", "-p", str(port),
-                                "-U", "postgres"], capture_output=True)
+        ready = subprocess.run(
+            [str(binaries / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
+            capture_output=True,
+        )
         if ready.returncode == 0:
             return
         time.sleep(0.1)
@@ -182,10 +226,27 @@ def start_redis(data_dir: Path, port: int | None = None) -> Server:
     log_path = data_dir / "redis.log"
     with open(log_path, "ab") as log_file:
         process = spawn(
-            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-             "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "everysec",
-             "--save", "", "--daemonize", "no", "--maxmemory", "512mb",
-             "--maxmemory-policy", "allkeys-lru"],
+            [
+                redis_server_binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(data_dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--maxmemory",
+                "512mb",
+                "--maxmemory-policy",
+                "allkeys-lru",
+            ],
             stdout=log_file,
         )
     wait_for_port(port, process, "Redis")
@@ -205,8 +266,16 @@ def start_kafka(data_dir: Path, port: int | None = None) -> Server:
     log_path = data_dir / "kafka.log"
     with open(log_path, "ab") as log_file:
         process = spawn(
-            [tansu_binary(), "broker", "--listener-url", listener,
-             "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"],
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=log_file,
         )
     wait_for_port(port, process, "Kafka (tansu)")

@@ -53,8 +53,12 @@ class Lag:
         return self.total == 0 and not self.unknown
 
     def describe(self) -> str:
-        parts = [f"{group}/{topic} {lag}" for group, topics in sorted(self.groups.items())
-                 for topic, lag in sorted(topics.items()) if lag]
+        parts = [
+            f"{group}/{topic} {lag}"
+            for group, topics in sorted(self.groups.items())
+            for topic, lag in sorted(topics.items())
+            if lag
+        ]
         if self.unknown:
             parts.append(f"unreadable: {', '.join(self.unknown)}")
         return "; ".join(parts) or "none"
@@ -65,12 +69,13 @@ class Lag:
     @classmethod
     def from_json(cls, data: bytes) -> Lag:
         parsed = orjson.loads(data)
-        return cls({g: {t: int(n) for t, n in topics.items()}
-                    for g, topics in parsed["groups"].items()}, list(parsed["unknown"]))
+        return cls(
+            {g: {t: int(n) for t, n in topics.items()} for g, topics in parsed["groups"].items()},
+            list(parsed["unknown"]),
+        )
 
 
-def measure(bootstrap: str, expected: Sequence[tuple[str, str]] = (),
-            timeout: float = 5.0) -> Lag:
+def measure(bootstrap: str, expected: Sequence[tuple[str, str]] = (), timeout: float = 5.0) -> Lag:
     """The lag of every consumer group that committed offsets on the broker, and of each
     ``(group, topic)`` in ``expected`` even before that group committed anything there
     (then everything in the topic counts)."""
@@ -82,27 +87,38 @@ def measure(bootstrap: str, expected: Sequence[tuple[str, str]] = (),
         # Which topics the group consumes: those it committed on (tansu reports no
         # member assignments).
         known = admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group)], request_timeout=timeout)[group].result()
+            [ConsumerGroupTopicPartitions(group)], request_timeout=timeout
+        )[group].result()
         topics_of.setdefault(group, set()).update(tp.topic for tp in known.topic_partitions)
     for group, topic in expected:
         topics_of.setdefault(group, set()).add(topic)
     # committed[group][(topic, partition)]: the next offset it will read; None: none yet.
     committed: dict[str, dict[tuple[str, int], int | None]] = {}
     for group, topics in sorted(topics_of.items()):
-        wanted = [TopicPartition(topic, partition) for topic in sorted(topics)
-                  if topic in metadata.topics for partition in metadata.topics[topic].partitions]
+        wanted = [
+            TopicPartition(topic, partition)
+            for topic in sorted(topics)
+            if topic in metadata.topics
+            for partition in metadata.topics[topic].partitions
+        ]
         if not wanted:
             continue
         try:
-            answer = admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group, wanted)],
-                request_timeout=timeout)[group].result().topic_partitions
+            answer = (
+                admin.list_consumer_group_offsets(
+                    [ConsumerGroupTopicPartitions(group, wanted)], request_timeout=timeout
+                )[group]
+                .result()
+                .topic_partitions
+            )
         except KafkaException:
             answer = []  # a group the broker does not know yet has committed nothing
-        offsets: dict[tuple[str, int], int | None] = {(tp.topic, tp.partition): None
-                                                      for tp in wanted}
-        offsets.update({(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None
-                        for tp in answer})
+        offsets: dict[tuple[str, int], int | None] = {
+            (tp.topic, tp.partition): None for tp in wanted
+        }
+        offsets.update(
+            {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in answer}
+        )
         committed[group] = offsets
     partitions = sorted({key for offsets in committed.values() for key in offsets})
     highs = _high_watermarks(bootstrap, partitions, committed, timeout)
@@ -121,26 +137,32 @@ def measure(bootstrap: str, expected: Sequence[tuple[str, str]] = (),
     return lag
 
 
-def _high_watermarks(bootstrap: str, partitions: list[tuple[str, int]],
-                     committed: dict[str, dict[tuple[str, int], int | None]],
-                     timeout: float) -> dict[tuple[str, int], int]:
+def _high_watermarks(
+    bootstrap: str,
+    partitions: list[tuple[str, int]],
+    committed: dict[str, dict[tuple[str, int], int | None]],
+    timeout: float,
+) -> dict[tuple[str, int], int]:
     if not partitions:
         return {}
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": PROBE_GROUP,
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-        # Only the watermark is wanted: fetch little (a record batch may still exceed it).
-        "max.partition.fetch.bytes": 1024,
-        "log_level": 3,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": PROBE_GROUP,
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            # Only the watermark is wanted: fetch little (a record batch may still exceed it).
+            "max.partition.fetch.bytes": 1024,
+            "log_level": 3,
+        }
+    )
     try:
         assignment = []
         for key in partitions:
             # Start where the most advanced group is: the least data to fetch.
-            starts = [offsets[key] for offsets in committed.values()
-                      if offsets.get(key) is not None]
+            starts = [
+                offsets[key] for offsets in committed.values() if offsets.get(key) is not None
+            ]
             start = max((s for s in starts if s is not None), default=OFFSET_BEGINNING)
             assignment.append(TopicPartition(key[0], key[1], start))
         consumer.assign(assignment)
@@ -173,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     """``BOOTSTRAP [GROUP=TOPIC ...]``: print the lag as one JSON line."""
     args = sys.argv[1:] if argv is None else argv
     if not args or not all("=" in arg for arg in args[1:]):
-        print("usage: python -m switchyard_devtools.stack.lag BOOTSTRAP [GROUP=TOPIC ...]",
-              file=sys.stderr)
+        print(
+            "usage: python -m switchyard_devtools.stack.lag BOOTSTRAP [GROUP=TOPIC ...]",
+            file=sys.stderr,
+        )
         return 2
     expected = [(group, topic) for group, _, topic in (arg.partition("=") for arg in args[1:])]
     sys.stdout.buffer.write(measure(args[0], expected).to_json() + b"\n")

@@ -17,8 +17,9 @@ _MAX_PARTIAL = 64 * 1024
 class Console:
     """Writes prefixed lines to one stream; colours only when a person is watching."""
 
-    def __init__(self, names: Iterable[str], stream: TextIO | None = None,
-                 colour: bool | None = None) -> None:
+    def __init__(
+        self, names: Iterable[str], stream: TextIO | None = None, colour: bool | None = None
+    ) -> None:
         self._stream = stream if stream is not None else sys.stdout
         if colour is None:
             colour = self._stream.isatty() and not os.environ.get("NO_COLOR")

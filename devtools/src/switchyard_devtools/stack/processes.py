@@ -69,8 +69,13 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes] | None, what: str,
-                  timeout: float = 60.0, host: str = "127.0.0.1") -> None:
+def wait_for_port(
+    port: int,
+    process: subprocess.Popen[bytes] | None,
+    what: str,
+    timeout: float = 60.0,
+    host: str = "127.0.0.1",
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -83,8 +88,9 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes] | None, what: str,
     raise TimeoutError(f"{what} did not listen on {host}:{port} within {timeout:g}s")
 
 
-def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
-                 timeout: float = 20.0) -> int:
+def stop_process(
+    process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20.0
+) -> int:
     """Send ``sig``, wait up to ``timeout``, then SIGKILL; returns the exit status."""
     if process.poll() is None:
         try:

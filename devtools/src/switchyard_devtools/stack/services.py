@@ -50,8 +50,15 @@ class _Entry:
 # The API comes last and goes first: its /readyz answering 200 then means the whole
 # stack is up, and it drains its requests while the workers can still consume.
 CATALOGUE = (
-    _Entry("batcher", "switchyard-batcher", (), 9102, 0, 2,
-           (("batcher-logs", "logs"), ("batcher-health", "health"))),
+    _Entry(
+        "batcher",
+        "switchyard-batcher",
+        (),
+        9102,
+        0,
+        2,
+        (("batcher-logs", "logs"), ("batcher-health", "health")),
+    ),
     _Entry("image-worker", "switchyard-image-worker", (), 9103, 0, 2),
     _Entry("job-worker", "switchyard-job-worker", (), 9104, 0, 2),
     _Entry("health-checker", "switchyard-health-checker", (), 9105, 0, 2),
@@ -65,8 +72,12 @@ class PortTaken(RuntimeError):
     pass
 
 
-def build_specs(selected: Collection[str], base_env: Mapping[str, str],
-                api_port: int | None = None, topic_prefix: str = "") -> list[ServiceSpec]:
+def build_specs(
+    selected: Collection[str],
+    base_env: Mapping[str, str],
+    api_port: int | None = None,
+    topic_prefix: str = "",
+) -> list[ServiceSpec]:
     """The selected services with their commands, environments and free ports."""
     taken: set[int] = set()
     specs = []
@@ -84,10 +95,21 @@ def build_specs(selected: Collection[str], base_env: Mapping[str, str],
             port = _pick(entry.port, taken, "0.0.0.0")
             env["ADMIN_PORT"] = str(port)
         taken.add(port)
-        consumes = tuple((topic_prefix + group, topic_prefix + topic)
-                         for group, topic in entry.consumes)
-        specs.append(ServiceSpec(entry.name, (_script(entry.script), *entry.args), env, port,
-                                 entry.tier, entry.stop_rank, preferred, consumes))
+        consumes = tuple(
+            (topic_prefix + group, topic_prefix + topic) for group, topic in entry.consumes
+        )
+        specs.append(
+            ServiceSpec(
+                entry.name,
+                (_script(entry.script), *entry.args),
+                env,
+                port,
+                entry.tier,
+                entry.stop_rank,
+                preferred,
+                consumes,
+            )
+        )
     return specs
 
 

@@ -51,8 +51,10 @@ class Backing:
             say(f"stopping {server.name}{how}, pid {server.process.pid}")
             started = time.monotonic()
             status = server.stop(timeout=30.0)
-            say(f"{server.name} stopped ({describe_status(status)}) "
-                f"in {time.monotonic() - started:.1f}s")
+            say(
+                f"{server.name} stopped ({describe_status(status)}) "
+                f"in {time.monotonic() - started:.1f}s"
+            )
 
 
 def provide_backing(var_dir: Path, say: Say) -> Backing:
@@ -70,8 +72,11 @@ def provide_backing(var_dir: Path, say: Say) -> Backing:
                 say(f"{name}: using {env_name}={redact(given)}")
                 backing.urls[name] = given
                 continue
-            taken = "" if port_is_free(PREFERRED_PORTS[name]) else (
-                f" ({PREFERRED_PORTS[name]} is taken: on a free port)")
+            taken = (
+                ""
+                if port_is_free(PREFERRED_PORTS[name])
+                else (f" ({PREFERRED_PORTS[name]} is taken: on a free port)")
+            )
             say(f"{name}: starting embedded server{taken}")
             server = starters[name](PREFERRED_PORTS[name])
             backing.embedded.append(server)
@@ -181,4 +186,3 @@ def describe_status(status: int | None) -> str:
         except ValueError:
             return f"killed by signal {-status}"
     return f"exit status {status}"
-

@@ -120,9 +120,15 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, specs: Sequence[ServiceSpec], console: Console, signals: Signals,
-                 infra: Sequence[Server], on_ready: Callable[[], None],
-                 drain_timeout: float = DRAIN_TIMEOUT) -> None:
+    def __init__(
+        self,
+        specs: Sequence[ServiceSpec],
+        console: Console,
+        signals: Signals,
+        infra: Sequence[Server],
+        on_ready: Callable[[], None],
+        drain_timeout: float = DRAIN_TIMEOUT,
+    ) -> None:
         self.children = [Child(spec) for spec in specs]
         self._console = console
         self._signals = signals
@@ -166,19 +172,18 @@ class Supervisor:
         child.restart_at = None
         try:
             # Its own session: a signal to our process group must not reach it.
-            child.process = spawn(spec.argv, env=spec.env, stdout=subprocess.PIPE,
-                                  new_session=True)
+            child.process = spawn(spec.argv, env=spec.env, stdout=subprocess.PIPE, new_session=True)
         except OSError as exc:
             # Out of processes or a vanished script: as good as dying at once.
-            self._console.warn(f"could not start {spec.name}: {exc}; "
-                               f"retrying in {child.delay:g}s")
+            self._console.warn(f"could not start {spec.name}: {exc}; retrying in {child.delay:g}s")
             child.restart_at = child.started_at + child.delay
             child.delay = min(child.delay * 2, RESTART_MAX)
             return
         assert child.process.stdout is not None
         os.set_blocking(child.process.stdout.fileno(), False)
-        self._selector.register(child.process.stdout, selectors.EVENT_READ,
-                                _Stream(spec.name, child.process.stdout))
+        self._selector.register(
+            child.process.stdout, selectors.EVENT_READ, _Stream(spec.name, child.process.stdout)
+        )
         self._console.say(f"started {spec.name} (pid {child.process.pid}, port {spec.port})")
 
     def _pump(self, timeout: float) -> None:
@@ -242,16 +247,20 @@ class Supervisor:
                     f"{server.name} (pid {server.process.pid}) exited unexpectedly "
                     f"({describe_status(server.process.returncode)}){log}"
                 )
-                self._console.warn(f"{self.failure}; the stack cannot run without it: "
-                                   "stopping everything")
+                self._console.warn(
+                    f"{self.failure}; the stack cannot run without it: stopping everything"
+                )
                 return
 
     def _advance_startup(self) -> None:
         if self._ready:
             return
         now = time.monotonic()
-        waiting = [c for c in self.children if c.process is not None and not c.ready
-                   and c.spec.tier not in self._tiers]
+        waiting = [
+            c
+            for c in self.children
+            if c.process is not None and not c.ready and c.spec.tier not in self._tiers
+        ]
         for child in waiting:
             if now >= child.next_probe:
                 child.next_probe = now + PROBE_EVERY
@@ -281,8 +290,7 @@ class Supervisor:
             if rank == ranks[-1]:
                 # The API and the relay (producers) are stopped; the workers are not yet.
                 self._drain_broker(hurry)
-            group = [c for c in self.children
-                     if c.spec.stop_rank == rank and c.process is not None]
+            group = [c for c in self.children if c.spec.stop_rank == rank and c.process is not None]
             if group:
                 self._stop_group(group, hurry=hurry)
         self._pump(0)
@@ -295,13 +303,21 @@ class Supervisor:
         """Wait until consumers committed what the in-memory broker holds (bounded)."""
         kafka = next((s for s in self._infra if s.name == "kafka"), None)
         running = [c for c in self.children if c.process is not None]
-        if (kafka is None or not kafka.alive() or self.failure is not None or not running
-                or self._drain_timeout <= 0 or hurry()):
+        if (
+            kafka is None
+            or not kafka.alive()
+            or self.failure is not None
+            or not running
+            or self._drain_timeout <= 0
+            or hurry()
+        ):
             return
         started = time.monotonic()
         deadline = started + self._drain_timeout
-        self._console.say(f"letting consumers drain the in-memory broker (up to "
-                          f"{self._drain_timeout:g}s; a second Ctrl-C skips this)")
+        self._console.say(
+            f"letting consumers drain the in-memory broker (up to "
+            f"{self._drain_timeout:g}s; a second Ctrl-C skips this)"
+        )
         next_note = started  # the first measurement is shown at once
         lag: Lag | None = None
         while True:
@@ -311,19 +327,25 @@ class Supervisor:
                 self._console.say(f"consumers caught up in {now - started:.1f}s")
                 return
             if hurry():
-                self._console.warn("second signal: not waiting for consumers; "
-                                   f"unconsumed: {lag.describe() if lag else 'unknown'}")
+                self._console.warn(
+                    "second signal: not waiting for consumers; "
+                    f"unconsumed: {lag.describe() if lag else 'unknown'}"
+                )
                 return
             if now >= deadline or not kafka.alive():
                 remaining = f"{lag.total} records ({lag.describe()})" if lag else "unknown"
-                self._console.warn(f"consumers did not catch up within "
-                                   f"{self._drain_timeout:g}s; lost with the in-memory "
-                                   f"broker: {remaining}")
+                self._console.warn(
+                    f"consumers did not catch up within "
+                    f"{self._drain_timeout:g}s; lost with the in-memory "
+                    f"broker: {remaining}"
+                )
                 return
             if now >= next_note:
                 next_note = now + DRAIN_NOTE_EVERY
-                self._console.say(f"consumer lag: {lag.total if lag else '?'} records "
-                                  f"({lag.describe() if lag else 'not measured yet'})")
+                self._console.say(
+                    f"consumer lag: {lag.total if lag else '?'} records "
+                    f"({lag.describe() if lag else 'not measured yet'})"
+                )
             # Keep showing output and restarting a consumer that died meanwhile.
             until = min(deadline, now + DRAIN_PROBE_EVERY)
             while time.monotonic() < until and not hurry():
@@ -334,9 +356,14 @@ class Supervisor:
     def _measure_lag(self, bootstrap: str, hurry: Callable[[], bool]) -> Lag | None:
         """Consumer lag from a child process (no Kafka client threads here); None if the
         probe failed, timed out or was cut short by a second signal."""
-        expected = sorted({f"{group}={topic}" for child in self.children
-                           if child.process is not None or child.restart_at is not None
-                           for group, topic in child.spec.consumes})
+        expected = sorted(
+            {
+                f"{group}={topic}"
+                for child in self.children
+                if child.process is not None or child.restart_at is not None
+                for group, topic in child.spec.consumes
+            }
+        )
         argv = [sys.executable, "-m", "switchyard_devtools.stack.lag", bootstrap, *expected]
         try:
             probe = spawn(argv, stdout=subprocess.PIPE, new_session=True)
@@ -389,8 +416,10 @@ class Supervisor:
                 assert child.process is not None
                 if (status := child.process.poll()) is not None:
                     self._drain(child)
-                    self._console.say(f"{child.spec.name} stopped ({describe_status(status)}) "
-                                      f"in {time.monotonic() - started:.1f}s")
+                    self._console.say(
+                        f"{child.spec.name} stopped ({describe_status(status)}) "
+                        f"in {time.monotonic() - started:.1f}s"
+                    )
                     child.process = None
                     group.remove(child)
             overdue = time.monotonic() - started > STOP_TIMEOUT

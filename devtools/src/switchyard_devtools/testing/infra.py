@@ -51,9 +51,11 @@ def provide_infra(workdir: Path) -> Iterator[InfraUrls]:
 def _embedded(name: str, workdir: Path) -> Iterator[str]:
     from switchyard_devtools.stack import infra
 
-    starters = {"postgres": lambda: infra.start_postgres(workdir / "postgres" / "data"),
-                "redis": lambda: infra.start_redis(workdir / "redis"),
-                "kafka": lambda: infra.start_kafka(workdir / "kafka")}
+    starters = {
+        "postgres": lambda: infra.start_postgres(workdir / "postgres" / "data"),
+        "redis": lambda: infra.start_redis(workdir / "redis"),
+        "kafka": lambda: infra.start_kafka(workdir / "kafka"),
+    }
     server = starters[name]()
     try:
         yield server.url
@@ -105,15 +107,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """Environment variables that make a child process use ``settings``."""
     env = dict(os.environ)
     env.pop("SWITCHYARD_CONFIG", None)
-    env.update({
-        "ENVIRONMENT": settings.environment,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "REDIS_KEY_PREFIX": settings.redis_key_prefix,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
-        "KAFKA__PARTITIONS": str(settings.kafka.partitions),
-        "KAFKA__SESSION_TIMEOUT_MS": str(settings.kafka.session_timeout_ms),
-        "ADMIN_TOKEN": settings.admin_token.get_secret_value() if settings.admin_token else "",
-    })
+    env.update(
+        {
+            "ENVIRONMENT": settings.environment,
+            "DATABASE_URL": settings.database_url,
+            "REDIS_URL": settings.redis_url,
+            "REDIS_KEY_PREFIX": settings.redis_key_prefix,
+            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+            "KAFKA__PARTITIONS": str(settings.kafka.partitions),
+            "KAFKA__SESSION_TIMEOUT_MS": str(settings.kafka.session_timeout_ms),
+            "ADMIN_TOKEN": settings.admin_token.get_secret_value() if settings.admin_token else "",
+        }
+    )
     return env

@@ -17,8 +17,12 @@ def serve() -> None:
     """Serve HTTP with gunicorn (bind, workers and threads from API__* settings)."""
     from gunicorn.app.wsgiapp import run
 
-    sys.argv = ["switchyard-api", "-c", "python:switchyard_api.gunicorn_conf",
-                "switchyard_api.app:create_app()"]
+    sys.argv = [
+        "switchyard-api",
+        "-c",
+        "python:switchyard_api.gunicorn_conf",
+        "switchyard_api.app:create_app()",
+    ]
     run()
 
 

@@ -57,8 +57,12 @@ def post_worker_init(_: Any) -> None:
 
     # In the background: a Kafka that is still starting must not keep the API from
     # answering (its /readyz says what is missing meanwhile).
-    threading.Thread(target=ensure_topics_patiently, args=(_settings, lambda: False),
-                     name="ensure-topics", daemon=True).start()
+    threading.Thread(
+        target=ensure_topics_patiently,
+        args=(_settings, lambda: False),
+        name="ensure-topics",
+        daemon=True,
+    ).start()
 
 
 def child_exit(_: Any, worker: Any) -> None:

@@ -40,30 +40,56 @@ class NotReady(BaseModel):
     checks: dict[str, str]
 
 
-@endpoint(ops, "GET", "/healthz", summary="Liveness", tags=TAGS,
-          responses={200: Out("alive", Alive)})
+@endpoint(
+    ops, "GET", "/healthz", summary="Liveness", tags=TAGS, responses={200: Out("alive", Alive)}
+)
 def healthz() -> Alive:
     return Alive(status="ok")
 
 
-@endpoint(ops, "GET", "/readyz", summary="Readiness: each dependency's state by name", tags=TAGS,
-          responses={200: Out("ready", Ready),
-                     503: Out("a dependency every request needs does not answer", NotReady,
-                              headers={"Retry-After": {"schema": {"type": "string"}}},
-                              media_type="application/problem+json")})
+@endpoint(
+    ops,
+    "GET",
+    "/readyz",
+    summary="Readiness: each dependency's state by name",
+    tags=TAGS,
+    responses={
+        200: Out("ready", Ready),
+        503: Out(
+            "a dependency every request needs does not answer",
+            NotReady,
+            headers={"Retry-After": {"schema": {"type": "string"}}},
+            media_type="application/problem+json",
+        ),
+    },
+)
 def readyz() -> Reply:
     report = current_app.extensions["switchyard"].readiness.report()
     checks = report.as_dict()["checks"]
     if report.ready:
         return Reply(Ready(status="ready", checks=checks))
     failing = ", ".join(sorted(report.failures))
-    return Reply(NotReady(type="/problems/not-ready", title="Service Unavailable", status=503,
-                          detail=f"not ready: {failing} did not answer", checks=checks),
-                 503, {"Retry-After": "1"})
+    return Reply(
+        NotReady(
+            type="/problems/not-ready",
+            title="Service Unavailable",
+            status=503,
+            detail=f"not ready: {failing} did not answer",
+            checks=checks,
+        ),
+        503,
+        {"Retry-After": "1"},
+    )
 
 
-@endpoint(ops, "GET", "/metrics", summary="Prometheus metrics", tags=TAGS,
-          responses={200: Out("Prometheus text format", str, media_type="text/plain")})
+@endpoint(
+    ops,
+    "GET",
+    "/metrics",
+    summary="Prometheus metrics",
+    tags=TAGS,
+    responses={200: Out("Prometheus text format", str, media_type="text/plain")},
+)
 def prometheus_metrics() -> Reply:
     body, content_type = metrics.render()
     return Reply(body, headers={"Content-Type": content_type}, raw=True)
@@ -72,8 +98,14 @@ def prometheus_metrics() -> Reply:
 _document: dict[str, Any] | None = None
 
 
-@endpoint(ops, "GET", "/openapi.json", summary="This document (OpenAPI 3.1)", tags=TAGS,
-          responses={200: Out("OpenAPI 3.1", dict[str, Any])})
+@endpoint(
+    ops,
+    "GET",
+    "/openapi.json",
+    summary="This document (OpenAPI 3.1)",
+    tags=TAGS,
+    responses={200: Out("OpenAPI 3.1", dict[str, Any])},
+)
 def openapi() -> Reply:
     global _document
     if _document is None:

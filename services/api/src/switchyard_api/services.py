@@ -45,11 +45,13 @@ class ApiServices:
 
     @cached_property
     def readiness(self) -> Readiness:
-        return Readiness({
-            "postgres": postgres_check(self.engine),
-            "redis": redis_check(self.redis),
-            "kafka": kafka_check(self.settings.kafka_bootstrap_servers),
-        })
+        return Readiness(
+            {
+                "postgres": postgres_check(self.engine),
+                "redis": redis_check(self.redis),
+                "kafka": kafka_check(self.settings.kafka_bootstrap_servers),
+            }
+        )
 
     def key(self, name: str) -> str:
         """A Redis key in this stack's namespace."""

@@ -34,30 +34,67 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 def api_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     logs = tmp_path_factory.mktemp("contract")
-    env = {"API__PORT": str(port), "API__WORKERS": "2", "ADMIN_PORT": str(free_port()),
-           "LOG_LEVEL": "warning"}
-    with service([script("switchyard-api"), "serve"], settings, env,
-                 ready_url=f"http://127.0.0.1:{port}/readyz", log=logs / "api.log"):
+    env = {
+        "API__PORT": str(port),
+        "API__WORKERS": "2",
+        "ADMIN_PORT": str(free_port()),
+        "LOG_LEVEL": "warning",
+    }
+    with service(
+        [script("switchyard-api"), "serve"],
+        settings,
+        env,
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+        log=logs / "api.log",
+    ):
         yield f"http://127.0.0.1:{port}"
 
 
-def test_every_operation_keeps_the_document(api_url: str, settings: Settings,
-                                            tmp_path: Path) -> None:
+def test_every_operation_keeps_the_document(
+    api_url: str, settings: Settings, tmp_path: Path
+) -> None:
     token = settings.admin_token.get_secret_value() if settings.admin_token else ""
     command = [
-        SCHEMATHESIS, "--config-file", str(CONFIG), "run", f"{api_url}/openapi.json",
-        "--url", api_url,
-        "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful",
+        SCHEMATHESIS,
+        "--config-file",
+        str(CONFIG),
+        "run",
+        f"{api_url}/openapi.json",
+        "--url",
+        api_url,
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
         # One worker: hypothesis parses lambdas' source with `ast`, and on CPython 3.11.7 two
         # threads doing that at once can fail ("AST constructor recursion depth mismatch").
-        "--max-examples", EXAMPLES, "--workers", "1", "--seed", SEED,
-        "--header", f"Authorization: Bearer {token}",
-        "--request-timeout", "20", "--generation-database", "none",  # same seed, same run
-        "--report", "junit", "--report-dir", str(tmp_path),
+        "--max-examples",
+        EXAMPLES,
+        "--workers",
+        "1",
+        "--seed",
+        SEED,
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--request-timeout",
+        "20",
+        "--generation-database",
+        "none",  # same seed, same run
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path),
     ]
     started = time.monotonic()
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False,
-                            cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     elapsed = time.monotonic() - started
     output = result.stdout + result.stderr
     cases = re.search(r"Test cases:\s*(.*)", output)

@@ -33,12 +33,24 @@ class Api:
     strategy: str
     http: httpx.Client
 
-    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-             headers: dict[str, str] | None = None) -> httpx.Response:
-        content = raw if raw is not None else (
-            json.dumps(body).encode() if body is not None else None)
-        return self.http.request(method, f"{self.url}{path}", content=content,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        content = (
+            raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        )
+        return self.http.request(
+            method,
+            f"{self.url}{path}",
+            content=content,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
 
     def create(self, amount: int, prefix: str = "C") -> str:
         """A new coupon with a name no other test uses."""
@@ -48,8 +60,9 @@ class Api:
         return name
 
     def claim(self, user_id: str, coupon: str) -> int:
-        return self.call("POST", "/api/coupons/claim",
-                         {"user_id": user_id, "coupon_name": coupon}).status_code
+        return self.call(
+            "POST", "/api/coupons/claim", {"user_id": user_id, "coupon_name": coupon}
+        ).status_code
 
     def coupon(self, name: str) -> dict[str, Any]:
         response = self.call("GET", f"/api/coupons/{name}")
@@ -64,12 +77,16 @@ class Api:
         async def run() -> None:
             connector = aiohttp.TCPConnector(limit=concurrency)
             async with aiohttp.ClientSession(connector=connector) as session:
+
                 async def worker() -> None:
                     for index, (user, coupon) in pending:
-                        async with session.post(f"{self.url}/api/coupons/claim", json={
-                                "user_id": user, "coupon_name": coupon}) as response:
+                        async with session.post(
+                            f"{self.url}/api/coupons/claim",
+                            json={"user_id": user, "coupon_name": coupon},
+                        ) as response:
                             await response.read()
                             statuses[index] = response.status
+
                 await asyncio.gather(*(worker() for _ in range(concurrency)))
 
         asyncio.run(run())
@@ -83,24 +100,38 @@ def _closed_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def start_api(settings: Settings,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Api]]:
+def start_api(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Api]]:
     """Start (once per session) an API with the given COUPONS__* and extra environment."""
     logs = tmp_path_factory.mktemp("coupon-apis")
     running: dict[tuple[str, bool], Api] = {}
     with ExitStack() as stack:
+
         def start(strategy: str = "fast", redis_down: bool = False) -> Api:
             if (strategy, redis_down) not in running:
                 port = free_port()
-                env = {"API__PORT": str(port), "API__WORKERS": "2", "API__THREADS": "32",
-                       "COUPONS__STRATEGY": strategy, "LOG_LEVEL": "warning"}
+                env = {
+                    "API__PORT": str(port),
+                    "API__WORKERS": "2",
+                    "API__THREADS": "32",
+                    "COUPONS__STRATEGY": strategy,
+                    "LOG_LEVEL": "warning",
+                }
                 if redis_down:
                     env["REDIS_URL"] = f"redis://127.0.0.1:{_closed_port()}/0"
                 url = f"http://127.0.0.1:{port}"
                 log = Path(logs) / f"api-{strategy}{'-no-redis' if redis_down else ''}.log"
                 # /healthz, not /readyz: readiness rightly fails while Redis is gone.
-                stack.enter_context(service([script("switchyard-api"), "serve"], settings, env,
-                                            ready_url=f"{url}/healthz", log=log))
+                stack.enter_context(
+                    service(
+                        [script("switchyard-api"), "serve"],
+                        settings,
+                        env,
+                        ready_url=f"{url}/healthz",
+                        log=log,
+                    )
+                )
                 http = stack.enter_context(httpx.Client(timeout=30))
                 running[strategy, redis_down] = Api(url, strategy, http)
             return running[strategy, redis_down]

@@ -39,13 +39,16 @@ def test_double_dip(api: Api) -> None:
 
 def _check_database(engine: sa.Engine, name: str, stock: int) -> None:
     with engine.connect() as connection:
-        claims, distinct, remaining, events = connection.execute(sa.text(
-            "SELECT (SELECT count(*) FROM claims WHERE coupon_name = :n),"
-            " (SELECT count(DISTINCT user_id) FROM claims WHERE coupon_name = :n),"
-            " (SELECT remaining_amount FROM coupons WHERE name = :n),"
-            " (SELECT count(*) FROM outbox WHERE key = :n"
-            "   AND headers->>'ce_type' = 'coupon.claimed')"
-        ), {"n": name}).one()
+        claims, distinct, remaining, events = connection.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM claims WHERE coupon_name = :n),"
+                " (SELECT count(DISTINCT user_id) FROM claims WHERE coupon_name = :n),"
+                " (SELECT remaining_amount FROM coupons WHERE name = :n),"
+                " (SELECT count(*) FROM outbox WHERE key = :n"
+                "   AND headers->>'ce_type' = 'coupon.claimed')"
+            ),
+            {"n": name},
+        ).one()
     assert (claims, distinct, remaining, events) == (stock, stock, 0, stock)
 
 
@@ -76,8 +79,7 @@ def test_everyone_at_once_on_several_coupons(fast_api: Api, engine: sa.Engine) -
     claims = [(f"mixer_{n % 60}", names[n % 3]) for n in range(600)]
     statuses = fast_api.claim_all(claims, concurrency=100)
     for name, stock in zip(names, stocks, strict=True):
-        mine = Counter(s for (_, coupon), s in zip(claims, statuses, strict=True)
-                       if coupon == name)
+        mine = Counter(s for (_, coupon), s in zip(claims, statuses, strict=True) if coupon == name)
         # A winner's other nine claims are 409 and a loser's ten are 400, in any order.
         assert mine == {200: stock, 409: stock * 9, 400: (20 - stock) * 10}
         assert fast_api.coupon(name)["remaining_amount"] == 0

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def assert_problem(response: httpx.Response, status: int, slug: str | None = None,
-                   fields: set[str] | None = None) -> dict[str, Any]:
+def assert_problem(
+    response: httpx.Response, status: int, slug: str | None = None, fields: set[str] | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.headers["X-Request-ID"]
@@ -32,8 +33,9 @@ def assert_problem(response: httpx.Response, status: int, slug: str | None = Non
 
 def test_create_then_read(api: Api) -> None:
     name = f"PROMO_SUPER_{api.strategy}"
-    response = api.call("POST", "/api/coupons", {"name": name, "amount": 100},
-                        headers={"X-Request-ID": "create-1"})
+    response = api.call(
+        "POST", "/api/coupons", {"name": name, "amount": 100}, headers={"X-Request-ID": "create-1"}
+    )
     assert response.status_code == 201
     assert response.headers["X-Request-ID"] == "create-1"
     assert response.headers["Location"] == f"/api/coupons/{name}"
@@ -49,50 +51,58 @@ def test_taken_name_is_409(api: Api) -> None:
     assert api.coupon(name)["amount"] == 3
 
 
-@pytest.mark.parametrize(("raw", "fields"), [
-    (b'{"name": "X", "amount": ', None),
-    (b"", None),
-    (b"[1, 2]", {"body"}),
-    (b"{}", {"name", "amount"}),
-    (b'{"name": "X"}', {"amount"}),
-    (b'{"amount": 5}', {"name"}),
-    (b'{"name": "X", "amount": "100"}', {"amount"}),
-    (b'{"name": "X", "amount": 1.5}', {"amount"}),
-    (b'{"name": "X", "amount": true}', {"amount"}),
-    (b'{"name": "X", "amount": null}', {"amount"}),
-    (b'{"name": 5, "amount": 5}', {"name"}),
-    (b'{"name": "X", "amount": 0}', {"amount"}),
-    (b'{"name": "X", "amount": -3}', {"amount"}),
-    (b'{"name": "X", "amount": 2147483648}', {"amount"}),
-    (b'{"name": "X", "amount": 1e10}', {"amount"}),
-    (b'{"name": "", "amount": 5}', {"name"}),
-    (b'{"name": " leading space", "amount": 5}', {"name"}),
-    (b'{"name": "trailing space ", "amount": 5}', {"name"}),
-    (b'{"name": "tab\\there", "amount": 5}', {"name"}),
-    (b'{"name": "nul\\u0000", "amount": 5}', {"name"}),
-    (b'{"name": "claim", "amount": 5}', {"name"}),
-    (b'{"name": "' + b"x" * 256 + b'", "amount": 5}', {"name"}),
-    (b'{"name": "X", "amount": 5, "stock": 5}', {"stock"}),
-    (b'{"name": "", "amount": 0}', {"name", "amount"}),
-], ids=lambda value: value.decode()[:40] if isinstance(value, bytes) else None)
+@pytest.mark.parametrize(
+    ("raw", "fields"),
+    [
+        (b'{"name": "X", "amount": ', None),
+        (b"", None),
+        (b"[1, 2]", {"body"}),
+        (b"{}", {"name", "amount"}),
+        (b'{"name": "X"}', {"amount"}),
+        (b'{"amount": 5}', {"name"}),
+        (b'{"name": "X", "amount": "100"}', {"amount"}),
+        (b'{"name": "X", "amount": 1.5}', {"amount"}),
+        (b'{"name": "X", "amount": true}', {"amount"}),
+        (b'{"name": "X", "amount": null}', {"amount"}),
+        (b'{"name": 5, "amount": 5}', {"name"}),
+        (b'{"name": "X", "amount": 0}', {"amount"}),
+        (b'{"name": "X", "amount": -3}', {"amount"}),
+        (b'{"name": "X", "amount": 2147483648}', {"amount"}),
+        (b'{"name": "X", "amount": 1e10}', {"amount"}),
+        (b'{"name": "", "amount": 5}', {"name"}),
+        (b'{"name": " leading space", "amount": 5}', {"name"}),
+        (b'{"name": "trailing space ", "amount": 5}', {"name"}),
+        (b'{"name": "tab\\there", "amount": 5}', {"name"}),
+        (b'{"name": "nul\\u0000", "amount": 5}', {"name"}),
+        (b'{"name": "claim", "amount": 5}', {"name"}),
+        (b'{"name": "' + b"x" * 256 + b'", "amount": 5}', {"name"}),
+        (b'{"name": "X", "amount": 5, "stock": 5}', {"stock"}),
+        (b'{"name": "", "amount": 0}', {"name", "amount"}),
+    ],
+    ids=lambda value: value.decode()[:40] if isinstance(value, bytes) else None,
+)
 def test_invalid_coupon_body_is_400(api: Api, raw: bytes, fields: set[str] | None) -> None:
     response = api.call("POST", "/api/coupons", raw=raw)
-    assert_problem(response, 400, "malformed-json" if fields is None else "invalid-fields",
-                   fields)
+    assert_problem(response, 400, "malformed-json" if fields is None else "invalid-fields", fields)
 
 
 def test_claim_succeeds_once_then_409(api: Api) -> None:
     name = api.create(100)
-    response = api.call("POST", "/api/coupons/claim",
-                        {"user_id": "user_12345", "coupon_name": name})
+    response = api.call(
+        "POST", "/api/coupons/claim", {"user_id": "user_12345", "coupon_name": name}
+    )
     assert response.status_code == 200
     assert response.json() == {"coupon_name": name, "user_id": "user_12345"}
     again = api.call("POST", "/api/coupons/claim", {"user_id": "user_12345", "coupon_name": name})
     assert_problem(again, 409, "already-claimed")
     # The same user may claim another coupon.
     assert api.claim("user_12345", api.create(1)) == 200
-    assert api.coupon(name) == {"name": name, "amount": 100, "remaining_amount": 99,
-                                "claimed_by": ["user_12345"]}
+    assert api.coupon(name) == {
+        "name": name,
+        "amount": 100,
+        "remaining_amount": 99,
+        "claimed_by": ["user_12345"],
+    }
 
 
 def test_no_stock_is_400_and_a_repeat_stays_409(api: Api) -> None:
@@ -108,8 +118,9 @@ def test_no_stock_is_400_and_a_repeat_stays_409(api: Api) -> None:
 
 
 def test_unknown_coupon_is_404(api: Api) -> None:
-    response = api.call("POST", "/api/coupons/claim",
-                        {"user_id": "u1", "coupon_name": f"NOPE_{api.strategy}"})
+    response = api.call(
+        "POST", "/api/coupons/claim", {"user_id": "u1", "coupon_name": f"NOPE_{api.strategy}"}
+    )
     assert_problem(response, 404, "coupon-not-found")
     assert_problem(api.call("GET", f"/api/coupons/NOPE_{api.strategy}"), 404)
     # Names that could never be created are unknown too, not errors.
@@ -117,8 +128,7 @@ def test_unknown_coupon_is_404(api: Api) -> None:
         assert_problem(api.call("GET", path), 404)
 
 
-@pytest.mark.parametrize("name", ["BLACK FRIDAY 50%", "PROMO.2026", "a/b", "Ünï cødé ✓",
-                                  "x" * 255])
+@pytest.mark.parametrize("name", ["BLACK FRIDAY 50%", "PROMO.2026", "a/b", "Ünï cødé ✓", "x" * 255])
 def test_any_printable_name_works_url_encoded(api: Api, name: str) -> None:
     name = f"{name[:240]}{api.strategy}"
     response = api.call("POST", "/api/coupons", {"name": name, "amount": 2_147_483_647})
@@ -126,14 +136,16 @@ def test_any_printable_name_works_url_encoded(api: Api, name: str) -> None:
     assert response.headers["Location"] == f"/api/coupons/{quote(name, safe='')}"
     assert api.claim("user_1", name) == 200
     assert api.call("GET", response.headers["Location"]).json() == {
-        "name": name, "amount": 2_147_483_647, "remaining_amount": 2_147_483_646,
-        "claimed_by": ["user_1"]}
+        "name": name,
+        "amount": 2_147_483_647,
+        "remaining_amount": 2_147_483_646,
+        "claimed_by": ["user_1"],
+    }
 
 
 def test_an_integral_amount_may_be_written_as_a_float(api: Api) -> None:
     name = f"FLOAT_{api.strategy}"
-    response = api.call("POST", "/api/coupons", raw=f'{{"name": "{name}", "amount": 3.0}}'
-                        .encode())
+    response = api.call("POST", "/api/coupons", raw=f'{{"name": "{name}", "amount": 3.0}}'.encode())
     assert response.status_code in (201, 409) and api.coupon(name)["amount"] == 3
 
 
@@ -144,25 +156,28 @@ def test_get_on_the_claim_path_is_405_naming_only_post(api: Api) -> None:
         assert response.headers["Allow"] == "POST"
 
 
-@pytest.mark.parametrize(("raw", "fields"), [
-    (b'{"user_id": "u1", "coupon_name": ', None),
-    (b"{}", {"user_id", "coupon_name"}),
-    (b'{"coupon_name": "X"}', {"user_id"}),
-    (b'{"user_id": "u1"}', {"coupon_name"}),
-    (b'{"user_id": 12345, "coupon_name": "X"}', {"user_id"}),
-    (b'{"user_id": "", "coupon_name": "X"}', {"user_id"}),
-    (b'{"user_id": " u1", "coupon_name": "X"}', {"user_id"}),
-    (b'{"user_id": "u\\u0000", "coupon_name": "X"}', {"user_id"}),
-    (b'{"user_id": "' + b"u" * 129 + b'", "coupon_name": "X"}', {"user_id"}),
-    (b'{"user_id": "u1", "coupon_name": ["X"]}', {"coupon_name"}),
-    (b'{"user_id": "u1", "coupon_name": "a\\u007fb"}', {"coupon_name"}),
-    (b'{"user_id": "u1 ", "coupon_name": "X"}', {"user_id"}),
-    (b'{"user_id": "u1", "coupon_name": "X", "extra": 1}', {"extra"}),
-], ids=lambda value: value.decode()[:40] if isinstance(value, bytes) else None)
+@pytest.mark.parametrize(
+    ("raw", "fields"),
+    [
+        (b'{"user_id": "u1", "coupon_name": ', None),
+        (b"{}", {"user_id", "coupon_name"}),
+        (b'{"coupon_name": "X"}', {"user_id"}),
+        (b'{"user_id": "u1"}', {"coupon_name"}),
+        (b'{"user_id": 12345, "coupon_name": "X"}', {"user_id"}),
+        (b'{"user_id": "", "coupon_name": "X"}', {"user_id"}),
+        (b'{"user_id": " u1", "coupon_name": "X"}', {"user_id"}),
+        (b'{"user_id": "u\\u0000", "coupon_name": "X"}', {"user_id"}),
+        (b'{"user_id": "' + b"u" * 129 + b'", "coupon_name": "X"}', {"user_id"}),
+        (b'{"user_id": "u1", "coupon_name": ["X"]}', {"coupon_name"}),
+        (b'{"user_id": "u1", "coupon_name": "a\\u007fb"}', {"coupon_name"}),
+        (b'{"user_id": "u1 ", "coupon_name": "X"}', {"user_id"}),
+        (b'{"user_id": "u1", "coupon_name": "X", "extra": 1}', {"extra"}),
+    ],
+    ids=lambda value: value.decode()[:40] if isinstance(value, bytes) else None,
+)
 def test_invalid_claim_body_is_400(api: Api, raw: bytes, fields: set[str] | None) -> None:
     response = api.call("POST", "/api/coupons/claim", raw=raw)
-    assert_problem(response, 400, "malformed-json" if fields is None else "invalid-fields",
-                   fields)
+    assert_problem(response, 400, "malformed-json" if fields is None else "invalid-fields", fields)
 
 
 def test_user_ids_are_taken_as_given(api: Api) -> None:

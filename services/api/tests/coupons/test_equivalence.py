@@ -37,7 +37,7 @@ def test_batches_answer_exactly_like_one_claim_at_a_time(engine: sa.Engine) -> N
         start = 0
         while start < len(users):
             size = rng.randint(1, 8)
-            chunk = [ClaimRequest(user) for user in users[start:start + size]]
+            chunk = [ClaimRequest(user) for user in users[start : start + size]]
             got += store.claim_batch(batched, chunk).outcomes
             start += size
         expected = [store.claim_for_update(serial, ClaimRequest(user)) for user in users]
@@ -55,8 +55,7 @@ def _script(seed: int) -> tuple[list[int], list[tuple[str, int]]]:
     """Stocks of three coupons, and claims of (user, coupon index; 3 = no such coupon)."""
     rng = random.Random(seed)
     stocks = [1, 3, 8]
-    claims = [(f"user_{rng.randint(0, 11)}", rng.choice((0, 0, 1, 1, 2, 2, 3)))
-              for _ in range(120)]
+    claims = [(f"user_{rng.randint(0, 11)}", rng.choice((0, 0, 1, 1, 2, 2, 3))) for _ in range(120)]
     return stocks, claims
 
 
@@ -69,8 +68,7 @@ def _replay(api: Api, seed: int) -> tuple[list[int], list[tuple[int, list[str]]]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fast_answers_like_postgresql_alone(fast_api: Api, for_update_api: Api,
-                                            seed: int) -> None:
+def test_fast_answers_like_postgresql_alone(fast_api: Api, for_update_api: Api, seed: int) -> None:
     fast = _replay(fast_api, seed)
     assert fast == _replay(for_update_api, seed)
     assert {200, 400, 404, 409} <= set(fast[0])

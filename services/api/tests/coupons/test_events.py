@@ -21,24 +21,36 @@ pytestmark = pytest.mark.integration
 
 def _events(engine: sa.Engine, coupon: str) -> list[dict[str, Any]]:
     with engine.connect() as connection:
-        rows = connection.execute(sa.text(
-            "SELECT topic, key, payload, headers FROM outbox WHERE key = :key ORDER BY id"
-        ), {"key": coupon}).mappings().all()
+        rows = (
+            connection.execute(
+                sa.text(
+                    "SELECT topic, key, payload, headers FROM outbox WHERE key = :key ORDER BY id"
+                ),
+                {"key": coupon},
+            )
+            .mappings()
+            .all()
+        )
     return [{**row, "payload": orjson.loads(row["payload"])} for row in rows]
 
 
 def _claims(engine: sa.Engine, coupon: str) -> int:
     with engine.connect() as connection:
-        return int(connection.execute(
-            sa.text("SELECT count(*) FROM claims WHERE coupon_name = :n"), {"n": coupon}
-        ).scalar_one())
+        return int(
+            connection.execute(
+                sa.text("SELECT count(*) FROM claims WHERE coupon_name = :n"), {"n": coupon}
+            ).scalar_one()
+        )
 
 
-def test_each_success_publishes_one_event(api: Api, engine: sa.Engine,
-                                          settings: Settings) -> None:
+def test_each_success_publishes_one_event(api: Api, engine: sa.Engine, settings: Settings) -> None:
     name = api.create(1, "EVT")
-    response = api.call("POST", "/api/coupons/claim", {"user_id": "winner", "coupon_name": name},
-                        headers={"X-Request-ID": f"claim-{name}"})
+    response = api.call(
+        "POST",
+        "/api/coupons/claim",
+        {"user_id": "winner", "coupon_name": name},
+        headers={"X-Request-ID": f"claim-{name}"},
+    )
     assert response.status_code == 200
     assert api.claim("winner", name) == 409
     assert api.claim("loser", name) == 400
@@ -62,8 +74,7 @@ def test_a_failed_batch_commits_nothing(engine: sa.Engine) -> None:
         store.claim_batch(name, [ClaimRequest("fine"), ClaimRequest("x" * 200)])
     assert _claims(engine, name) == 0
     assert [e["payload"]["type"] for e in _events(engine, name)] == ["coupon.created"]
-    assert store.get(name) == {"name": name, "amount": 5, "remaining_amount": 5,
-                               "claimed_by": []}
+    assert store.get(name) == {"name": name, "amount": 5, "remaining_amount": 5, "claimed_by": []}
 
 
 def test_a_rolled_back_claim_leaves_no_event(engine: sa.Engine) -> None:
@@ -75,4 +86,6 @@ def test_a_rolled_back_claim_leaves_no_event(engine: sa.Engine) -> None:
     assert store.claim_conditional(name, ClaimRequest("second")) is Outcome.SOLD_OUT
     assert _claims(engine, name) == 1
     assert [e["payload"]["type"] for e in _events(engine, name)] == [
-        "coupon.created", "coupon.claimed"]
+        "coupon.created",
+        "coupon.claimed",
+    ]

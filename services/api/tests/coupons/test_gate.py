@@ -21,8 +21,9 @@ def prefix() -> str:
     return f"gate-test-{uuid.uuid4().hex[:8]}:"
 
 
-def test_claimants_answer_409_and_nobody_else_is_decided(redis_client: redis.Redis,
-                                                         prefix: str) -> None:
+def test_claimants_answer_409_and_nobody_else_is_decided(
+    redis_client: redis.Redis, prefix: str
+) -> None:
     gate = ClaimGate(redis_client, prefix, CouponSettings())
     assert gate.answer("C", "alice") is None
     gate.learn_claimants("C", ["alice"])
@@ -31,8 +32,9 @@ def test_claimants_answer_409_and_nobody_else_is_decided(redis_client: redis.Red
     assert gate.answer("OTHER", "alice") is None
 
 
-def test_a_sold_out_coupon_is_answered_by_every_process(redis_client: redis.Redis,
-                                                        prefix: str) -> None:
+def test_a_sold_out_coupon_is_answered_by_every_process(
+    redis_client: redis.Redis, prefix: str
+) -> None:
     ClaimGate(redis_client, prefix, CouponSettings()).learn_sold_out("C", ["alice", "bob"])
     other_process = ClaimGate(redis_client, prefix, CouponSettings())
     assert other_process.answer("C", "carol") is Outcome.SOLD_OUT
@@ -44,8 +46,9 @@ def test_a_sold_out_coupon_is_answered_by_every_process(redis_client: redis.Redi
     assert ClaimGate(redis_client, prefix, CouponSettings()).answer("C", "dave") is None
 
 
-def test_claimants_without_the_marker_never_mean_sold_out(redis_client: redis.Redis,
-                                                          prefix: str) -> None:
+def test_claimants_without_the_marker_never_mean_sold_out(
+    redis_client: redis.Redis, prefix: str
+) -> None:
     gate = ClaimGate(redis_client, prefix, CouponSettings())
     gate.learn_claimants("C", [f"user_{n}" for n in range(100)])
     assert gate.answer("C", "user_100") is None
@@ -60,8 +63,9 @@ def test_too_many_claimants_are_not_cached(redis_client: redis.Redis, prefix: st
     assert gate.answer("BIG", "z") is None
 
 
-def test_memory_keeps_the_most_recent_coupons_within_its_budget(redis_client: redis.Redis,
-                                                                prefix: str) -> None:
+def test_memory_keeps_the_most_recent_coupons_within_its_budget(
+    redis_client: redis.Redis, prefix: str
+) -> None:
     gate = ClaimGate(redis_client, prefix, CouponSettings(gate_max_claimants=3))
     gate.learn_sold_out("OLD", ["a", "b"])
     gate.learn_sold_out("NEW", ["c", "d"])
@@ -71,8 +75,9 @@ def test_memory_keeps_the_most_recent_coupons_within_its_budget(redis_client: re
 
 
 def test_redis_down_means_no_answer_quickly_then_a_retry() -> None:
-    gate = ClaimGate(fail_fast_client("redis://127.0.0.1:1/0"), "x:",
-                     CouponSettings(gate_retry_seconds=0.2))
+    gate = ClaimGate(
+        fail_fast_client("redis://127.0.0.1:1/0"), "x:", CouponSettings(gate_retry_seconds=0.2)
+    )
     started = time.monotonic()
     assert gate.answer("C", "alice") is None
     assert time.monotonic() - started < 0.1  # refused at once, and no retries

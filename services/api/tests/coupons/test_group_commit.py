@@ -40,6 +40,7 @@ def _submit_all(group: GroupCommit[int, int], keys: list[str]) -> list[int | str
             return group.submit(keys[index], index)
         except BatchFailed as exc:
             return f"failed: {exc}"
+
     with ThreadPoolExecutor(max_workers=len(keys)) as pool:
         return list(pool.map(one, range(len(keys))))
 

@@ -28,17 +28,29 @@ PER_REQUEST = 10
 def tiny_api(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     logs: Path = tmp_path_factory.mktemp("flood")
-    env = {"API__PORT": str(port), "API__WORKERS": "1", "API__THREADS": "32",
-           "ADMIN_PORT": str(free_port()), "INGEST__MAX_IN_FLIGHT_EVENTS": "20",
-           "INGEST__ADMISSION_WAIT_SECONDS": "0", "INGEST__RETRY_AFTER_SECONDS": "2"}
-    with service([script("switchyard-api"), "serve"], settings, env,
-                 ready_url=f"http://127.0.0.1:{port}/readyz", log=logs / "api.log"):
+    env = {
+        "API__PORT": str(port),
+        "API__WORKERS": "1",
+        "API__THREADS": "32",
+        "ADMIN_PORT": str(free_port()),
+        "INGEST__MAX_IN_FLIGHT_EVENTS": "20",
+        "INGEST__ADMISSION_WAIT_SECONDS": "0",
+        "INGEST__RETRY_AFTER_SECONDS": "2",
+    }
+    with service(
+        [script("switchyard-api"), "serve"],
+        settings,
+        env,
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+        log=logs / "api.log",
+    ):
         yield f"http://127.0.0.1:{port}"
 
 
 def _post(url: str, body: bytes) -> tuple[int, str | None]:
-    request = urllib.request.Request(f"{url}/logs", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/logs", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.headers.get("Retry-After")
@@ -47,10 +59,15 @@ def _post(url: str, body: bytes) -> tuple[int, str | None]:
 
 
 def test_a_flood_gets_429_and_refused_requests_publish_nothing(
-        tiny_api: str, settings: Settings) -> None:
+    tiny_api: str, settings: Settings
+) -> None:
     service_name = f"flood-{uuid.uuid4().hex[:8]}"
-    bodies = [orjson.dumps([{"service": service_name, "message": f"r{r} e{e}"}
-                            for e in range(PER_REQUEST)]) for r in range(600)]
+    bodies = [
+        orjson.dumps(
+            [{"service": service_name, "message": f"r{r} e{e}"} for e in range(PER_REQUEST)]
+        )
+        for r in range(600)
+    ]
     with ThreadPoolExecutor(48) as pool:
         answers = list(pool.map(lambda body: _post(tiny_api, body), bodies))
     statuses = Counter(status for status, _ in answers)
@@ -61,7 +78,8 @@ def test_a_flood_gets_429_and_refused_requests_publish_nothing(
     published = Counter(
         record.event.data["message"].split()[0]
         for record in iter_records(settings, topic_name(settings, LOGS), idle_timeout=3.0)
-        if record.event.data["service"] == service_name)
+        if record.event.data["service"] == service_name
+    )
     # Whole requests only: every accepted request has all its events, refused ones none.
     assert set(published.values()) == {PER_REQUEST}
     assert len(published) == statuses[202]

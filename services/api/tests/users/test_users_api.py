@@ -13,8 +13,7 @@ from switchyard.config import Settings
 
 pytestmark = pytest.mark.integration
 ADMIN = {"Authorization": "Bearer test-admin-token"}
-ADA = {"name": "Ada Lovelace", "mobile": "+44 20 7946 0000", "latitude": 51.5,
-       "longitude": -0.12}
+ADA = {"name": "Ada Lovelace", "mobile": "+44 20 7946 0000", "latitude": 51.5, "longitude": -0.12}
 
 
 def _create(client: FlaskClient, **changes: Any) -> dict[str, Any]:
@@ -104,13 +103,18 @@ def test_every_change_is_in_the_outbox_with_the_request_id(
     client: FlaskClient, engine: sa.Engine
 ) -> None:
     user = _create(client)
-    client.patch(f"/users/{user['id']}", json={"latitude": 10.0},
-                 headers={"X-Request-ID": "trace-me-1"})
+    client.patch(
+        f"/users/{user['id']}", json={"latitude": 10.0}, headers={"X-Request-ID": "trace-me-1"}
+    )
     client.delete(f"/users/{user['id']}", headers=ADMIN)
     with engine.connect() as connection:
-        rows = connection.execute(sa.text(
-            "SELECT headers->>'ce_type', headers->>'x-request-id', key FROM outbox "
-            "WHERE key = :key ORDER BY id"), {"key": str(user["id"])}).all()
+        rows = connection.execute(
+            sa.text(
+                "SELECT headers->>'ce_type', headers->>'x-request-id', key FROM outbox "
+                "WHERE key = :key ORDER BY id"
+            ),
+            {"key": str(user["id"])},
+        ).all()
     assert [r[0] for r in rows] == ["user.created", "user.updated", "user.deleted"]
     assert rows[1][1] == "trace-me-1"
 
@@ -124,10 +128,18 @@ BAD_REQUESTS = [
     ("post", "/users", '{"name": "x", "mobile": "123456", "latitude": 91, "longitude": 0}', 400),
     ("post", "/users", '{"name": "x", "mobile": "123456", "latitude": 0, "longitude": "0"}', 400),
     ("post", "/users", '{"name": "x", "mobile": "12", "latitude": 0, "longitude": 0}', 400),
-    ("post", "/users", '{"name": "x", "mobile": "123456", "latitude": 0, "longitude": 0, '
-                       '"admin": true}', 400),
-    ("post", "/users", '{"name": "' + "x" * 201 + '", "mobile": "123456", "latitude": 0, '
-                       '"longitude": 0}', 400),
+    (
+        "post",
+        "/users",
+        '{"name": "x", "mobile": "123456", "latitude": 0, "longitude": 0, "admin": true}',
+        400,
+    ),
+    (
+        "post",
+        "/users",
+        '{"name": "' + "x" * 201 + '", "mobile": "123456", "latitude": 0, "longitude": 0}',
+        400,
+    ),
     ("post", "/users", "x" * 2_000_000, 413),
     ("get", "/users/999999999", None, 404),
     ("get", "/users/99999999999999999999", None, 404),
@@ -171,21 +183,27 @@ def test_invalid_fields_are_all_named(client: FlaskClient) -> None:
 
 
 def test_request_id_is_echoed_or_made(client: FlaskClient) -> None:
-    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers[
-        "X-Request-ID"] == "abc-123"
+    assert (
+        client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"]
+        == "abc-123"
+    )
     made = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
     assert made.headers["X-Request-ID"] != "bad id with spaces"
     assert len(made.headers["X-Request-ID"]) == 32
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"name": " Grace", "mobile": "123456", "latitude": 0, "longitude": 0}, "name"),
-    ({"name": "Grace ", "mobile": "123456", "latitude": 0, "longitude": 0}, "name"),
-    ({"name": "Gr\u0007ce", "mobile": "123456", "latitude": 0, "longitude": 0}, "name"),
-    ({"name": "Grace", "mobile": " 123456", "latitude": 0, "longitude": 0}, "mobile"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": " Grace", "mobile": "123456", "latitude": 0, "longitude": 0}, "name"),
+        ({"name": "Grace ", "mobile": "123456", "latitude": 0, "longitude": 0}, "name"),
+        ({"name": "Gr\u0007ce", "mobile": "123456", "latitude": 0, "longitude": 0}, "name"),
+        ({"name": "Grace", "mobile": " 123456", "latitude": 0, "longitude": 0}, "mobile"),
+    ],
+)
 def test_nothing_is_stripped_what_the_schema_refuses_is_refused(
-        client: FlaskClient, body: dict[str, object], field: str) -> None:
+    client: FlaskClient, body: dict[str, object], field: str
+) -> None:
     response = client.post("/users", json=body)
     assert response.status_code == 400
     assert [e["field"] for e in response.get_json()["errors"]] == [field]

@@ -24,12 +24,21 @@ pytestmark = pytest.mark.integration
 def api_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     logs = tmp_path_factory.mktemp("e2e")
-    env = {"API__PORT": str(port), "API__WORKERS": "2", "ADMIN_PORT": str(free_port()),
-           "LOG_LEVEL": "info"}
+    env = {
+        "API__PORT": str(port),
+        "API__WORKERS": "2",
+        "ADMIN_PORT": str(free_port()),
+        "LOG_LEVEL": "info",
+    }
     with (
         service([script("switchyard-api"), "relay"], settings, env, log=logs / "relay.log"),
-        service([script("switchyard-api"), "serve"], settings, env,
-                ready_url=f"http://127.0.0.1:{port}/readyz", log=logs / "api.log"),
+        service(
+            [script("switchyard-api"), "serve"],
+            settings,
+            env,
+            ready_url=f"http://127.0.0.1:{port}/readyz",
+            log=logs / "api.log",
+        ),
     ):
         yield f"http://127.0.0.1:{port}"
 
@@ -39,8 +48,9 @@ def api_log(api_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(str(tmp_path_factory.getbasetemp())) / "e2e0" / "api.log"
 
 
-def call(method: str, url: str, body: Any = None,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def call(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
@@ -51,9 +61,12 @@ def call(method: str, url: str, body: Any = None,
 
 
 def test_a_new_user_story(api_url: str, settings: Settings) -> None:
-    status, headers, body = call("POST", f"{api_url}/users",
-                                 {"name": "Grace", "mobile": "+1 555 0100", "latitude": 38.9,
-                                  "longitude": -77.0}, {"X-Request-ID": "story-1"})
+    status, headers, body = call(
+        "POST",
+        f"{api_url}/users",
+        {"name": "Grace", "mobile": "+1 555 0100", "latitude": 38.9, "longitude": -77.0},
+        {"X-Request-ID": "story-1"},
+    )
     assert status == 201 and headers["X-Request-ID"] == "story-1"
     user = json.loads(body)
     url = f"{api_url}/users/{user['id']}"
@@ -67,8 +80,9 @@ def test_a_new_user_story(api_url: str, settings: Settings) -> None:
     assert call("DELETE", url, headers={"Authorization": f"Bearer {token}"})[0] == 204
     assert call("GET", url)[0] == 404
 
-    events = wait_for_records(settings, topic_name(settings, USERS),
-                              lambda r: r.key == str(user["id"]).encode(), count=3)
+    events = wait_for_records(
+        settings, topic_name(settings, USERS), lambda r: r.key == str(user["id"]).encode(), count=3
+    )
     assert [e.event.type for e in events] == ["user.created", "user.updated", "user.deleted"]
     assert events[0].headers["x-request-id"] == "story-1"
     assert events[0].event.data["name"] == "Grace"
@@ -80,15 +94,21 @@ def test_metrics_add_up_across_gunicorn_workers(api_url: str) -> None:
         call("GET", f"{api_url}/healthz")
     _, _, body = call("GET", f"{api_url}/metrics")
     text = body.decode()
-    line = next(line for line in text.splitlines()
-                if line.startswith('http_requests_total{') and 'route="/healthz"' in line)
+    line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("http_requests_total{") and 'route="/healthz"' in line
+    )
     assert float(line.rsplit(" ", 1)[1]) >= 20
 
 
 def test_readiness_and_openapi_are_served(api_url: str) -> None:
     status, _, body = call("GET", f"{api_url}/readyz")
     assert status == 200 and json.loads(body)["checks"] == {
-        "postgres": "ok", "redis": "ok", "kafka": "ok"}
+        "postgres": "ok",
+        "redis": "ok",
+        "kafka": "ok",
+    }
     status, _, body = call("GET", f"{api_url}/openapi.json")
     assert status == 200 and json.loads(body)["openapi"] == "3.1.0"
 
@@ -98,8 +118,9 @@ def test_log_lines_are_json_and_carry_the_request_id(api_url: str, api_log: Path
     import time
 
     for _ in range(50):
-        lines = [json.loads(line) for line in api_log.read_text().splitlines()
-                 if line.startswith("{")]
+        lines = [
+            json.loads(line) for line in api_log.read_text().splitlines() if line.startswith("{")
+        ]
         mine = [line for line in lines if line.get("request_id") == "find-me-in-logs"]
         if mine:
             break

@@ -23,8 +23,13 @@ class CircuitOpen(TransientError):
 
 
 class CircuitBreaker:
-    def __init__(self, name: str, threshold: int, reset_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        name: str,
+        threshold: int,
+        reset_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
         self.threshold = threshold
         self.reset_seconds = reset_seconds
@@ -47,9 +52,11 @@ class CircuitBreaker:
                 return
             waited = self._clock() - self._opened_at
             if self._trial_running or waited < self.reset_seconds:
-                raise CircuitOpen(f"sink {self.name}: circuit open after {self.failures} "
-                                  f"failures; next trial in "
-                                  f"{max(0.0, self.reset_seconds - waited):.1f}s")
+                raise CircuitOpen(
+                    f"sink {self.name}: circuit open after {self.failures} "
+                    f"failures; next trial in "
+                    f"{max(0.0, self.reset_seconds - waited):.1f}s"
+                )
             self._trial_running = True
 
     def succeeded(self) -> None:
@@ -64,8 +71,7 @@ class CircuitBreaker:
     def failed(self) -> None:
         with self._lock:
             self.failures += 1
-            if self._trial_running or (self._opened_at is None
-                                       and self.failures >= self.threshold):
+            if self._trial_running or (self._opened_at is None and self.failures >= self.threshold):
                 if self._opened_at is None:
                     log.warning("circuit opened", sink=self.name, failures=self.failures)
                 self._opened_at = self._clock()

@@ -32,8 +32,9 @@ def to_records(events: Sequence[ConsumedEvent]) -> list[Record]:
         try:
             records.append(to_record(event))
         except (KeyError, TypeError, ValueError) as exc:  # orjson.JSONDecodeError too
-            raise PermanentError(f"record {event.topic}[{event.partition}]@{event.offset} "
-                                 f"cannot be stored: {exc!r}") from None
+            raise PermanentError(
+                f"record {event.topic}[{event.partition}]@{event.offset} cannot be stored: {exc!r}"
+            ) from None
     return records
 
 
@@ -47,12 +48,26 @@ def to_record(consumed: ConsumedEvent) -> Record:
         # bad timestamp) fails the batch; the runner then isolates and dead-letters it.
         if not (data["service"] and data["message"]) or data["level"] not in _LEVELS:
             raise ValueError("service, message or level is missing or wrong")
-        return Record("log", _string(envelope["id"]), data, consumed.topic,
-                      consumed.partition, consumed.offset, consumed.value)
+        return Record(
+            "log",
+            _string(envelope["id"]),
+            data,
+            consumed.topic,
+            consumed.partition,
+            consumed.offset,
+            consumed.value,
+        )
     if event_type in HEALTH_TYPES:
         event_id = str(uuid.UUID(envelope["id"]))  # other producers than the API write here
-        return Record("health", event_id, _health(data, envelope.get("time")), consumed.topic,
-                      consumed.partition, consumed.offset, consumed.value)
+        return Record(
+            "health",
+            event_id,
+            _health(data, envelope.get("time")),
+            consumed.topic,
+            consumed.partition,
+            consumed.offset,
+            consumed.value,
+        )
     raise ValueError(f"unknown event type {event_type!r}")
 
 

@@ -28,17 +28,25 @@ from switchyard_batcher.writer import BatchWriter, GuardedSink, guard
 log = get_logger(__name__)
 
 
-def build_runners(settings: Settings, sinks: list[GuardedSink], producer: EventProducer,
-                  stop: StopSignal, pool: ThreadPoolExecutor) -> list[ConsumerRunner]:
+def build_runners(
+    settings: Settings,
+    sinks: list[GuardedSink],
+    producer: EventProducer,
+    stop: StopSignal,
+    pool: ThreadPoolExecutor,
+) -> list[ConsumerRunner]:
     batcher = settings.batcher
     runners: list[ConsumerRunner] = []
     topics: tuple[tuple[Topic, TopicBatchSettings], ...] = (
-        (LOGS, batcher.logs), (HEALTH, batcher.health))
+        (LOGS, batcher.logs),
+        (HEALTH, batcher.health),
+    )
     for topic, batching in topics:
         name = topic_name(settings, topic)
         writer = BatchWriter(name, sinks, batching, pool, stop)
         options = RunnerOptions(
-            max_batch=batching.max_size, max_wait_seconds=batching.max_wait_seconds,
+            max_batch=batching.max_size,
+            max_wait_seconds=batching.max_wait_seconds,
             backoff_base_seconds=batcher.retry_base_seconds,
             backoff_cap_seconds=batcher.retry_cap_seconds,
             decode=False,  # to_records parses each value once, straight to rows
@@ -58,8 +66,10 @@ def build_runners(settings: Settings, sinks: list[GuardedSink], producer: EventP
             },
         )
         group = f"{settings.kafka.topic_prefix}batcher-{topic.name}"
-        runners.extend(ConsumerRunner(settings, group, [name], writer, producer, stop, options)
-                       for _ in range(batching.workers))
+        runners.extend(
+            ConsumerRunner(settings, group, [name], writer, producer, stop, options)
+            for _ in range(batching.workers)
+        )
     return runners
 
 
@@ -83,10 +93,13 @@ def run(context: WorkerContext) -> None:
             stop.set()  # the others flush and commit; the orchestrator restarts us
 
     try:
-        runners = build_runners(settings, guard(sinks, settings.batcher), context.producer,
-                                stop, pool)
-        threads = [threading.Thread(target=work, args=(runner,), name=f"consumer-{i}")
-                   for i, runner in enumerate(runners)]
+        runners = build_runners(
+            settings, guard(sinks, settings.batcher), context.producer, stop, pool
+        )
+        threads = [
+            threading.Thread(target=work, args=(runner,), name=f"consumer-{i}")
+            for i, runner in enumerate(runners)
+        ]
         for thread in threads:
             thread.start()
         log.info("batcher running", workers=len(threads), sinks=[s.name for s in sinks])

@@ -56,16 +56,26 @@ class GuardedSink:
 
 
 def guard(sinks: Sequence[Sink], settings: BatcherSettings) -> list[GuardedSink]:
-    return [GuardedSink(sink, CircuitBreaker(sink.name, settings.breaker_failures,
-                                             settings.breaker_reset_seconds))
-            for sink in sinks]
+    return [
+        GuardedSink(
+            sink,
+            CircuitBreaker(sink.name, settings.breaker_failures, settings.breaker_reset_seconds),
+        )
+        for sink in sinks
+    ]
 
 
 class BatchWriter:
     """The batch handler of one topic's consumers."""
 
-    def __init__(self, topic: str, sinks: Sequence[GuardedSink], batching: TopicBatchSettings,
-                 pool: ThreadPoolExecutor, stop: StopSignal) -> None:
+    def __init__(
+        self,
+        topic: str,
+        sinks: Sequence[GuardedSink],
+        batching: TopicBatchSettings,
+        pool: ThreadPoolExecutor,
+        stop: StopSignal,
+    ) -> None:
         self.topic = topic
         self.sinks = list(sinks)
         self.batching = batching
@@ -95,8 +105,9 @@ class BatchWriter:
         if len(errors) == 1:
             raise errors[0]
         if transient:
-            raise TransientError("; ".join(f"{type(e).__name__}: {e}" for e in transient)) \
-                from transient[0]
+            raise TransientError(
+                "; ".join(f"{type(e).__name__}: {e}" for e in transient)
+            ) from transient[0]
         raise errors[0]
 
     def _observe(self, records: Sequence[Record]) -> None:

@@ -38,10 +38,15 @@ EXTENSIONS: dict[str, str] = {"jpeg": ".jpg", "webp": ".webp"}
 ALGORITHM_VERSION = 1
 
 _ORIENTATION = 0x0112
-_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-              8: Image.Transpose.ROTATE_90}
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 _METADATA_KEYS = ("exif", "xmp", "XML:com.adobe.xmp", "comment")
 
 
@@ -63,8 +68,7 @@ class CompressOptions:
 
     @classmethod
     def from_settings(cls, settings: ImageWorkerSettings) -> CompressOptions:
-        return cls(settings.longest_side, settings.format, settings.quality,
-                   settings.max_pixels)
+        return cls(settings.longest_side, settings.format, settings.quality, settings.max_pixels)
 
     def fingerprint(self) -> str:
         """Everything that shapes the output bytes (``max_pixels`` only refuses)."""
@@ -100,24 +104,28 @@ def compress(source: bytes, options: CompressOptions) -> Compressed:
         raise ImageRejected("not_an_image", "not a JPEG, PNG, WebP or GIF image") from None
     except (OSError, EOFError, SyntaxError, ValueError, IndexError, struct.error) as exc:
         truncated = "truncated" in str(exc) or isinstance(exc, EOFError)
-        raise ImageRejected("truncated" if truncated else "corrupt",
-                            f"{type(exc).__name__}: {exc}") from None
+        raise ImageRejected(
+            "truncated" if truncated else "corrupt", f"{type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _check_pixels(image: Image.Image, max_pixels: int) -> None:
     width, height = image.size
     bomb_limit = Image.MAX_IMAGE_PIXELS
     if bomb_limit is not None and width * height > bomb_limit:  # whatever warnings do
-        raise ImageRejected("decompression_bomb", f"{width}x{height} is over Pillow's "
-                            f"decompression bomb limit of {bomb_limit} pixels")
+        raise ImageRejected(
+            "decompression_bomb",
+            f"{width}x{height} is over Pillow's decompression bomb limit of {bomb_limit} pixels",
+        )
     frames = getattr(image, "n_frames", 1)
     if width * height * frames > max_pixels:
-        raise ImageRejected("too_many_pixels", f"{width}x{height} x {frames} frame(s) is "
-                            f"over the limit of {max_pixels} pixels")
+        raise ImageRejected(
+            "too_many_pixels",
+            f"{width}x{height} x {frames} frame(s) is over the limit of {max_pixels} pixels",
+        )
 
 
-def _compress(image: ImageFile.ImageFile, source: bytes,
-              options: CompressOptions) -> Compressed:
+def _compress(image: ImageFile.ImageFile, source: bytes, options: CompressOptions) -> Compressed:
     try:
         orientation = image.getexif().get(_ORIENTATION, 1)
     except (ValueError, TypeError, SyntaxError, OSError, struct.error):
@@ -150,8 +158,10 @@ def _compress(image: ImageFile.ImageFile, source: bytes,
     out_format: OutputFormat = "webp" if alpha else options.format
     if out_mode != resized.mode:
         resized = resized.convert(out_mode)
-    keep_icc = icc and (source_mode == out_mode == "L" or (
-        source_mode in ("RGB", "RGBA", "P", "PA") and out_mode in ("RGB", "RGBA")))
+    keep_icc = icc and (
+        source_mode == out_mode == "L"
+        or (source_mode in ("RGB", "RGBA", "P", "PA") and out_mode in ("RGB", "RGBA"))
+    )
     resized.info = {}  # drop EXIF, XMP, comments: nothing of the source is written
 
     out = io.BytesIO()
@@ -164,8 +174,13 @@ def _compress(image: ImageFile.ImageFile, source: bytes,
         resized.save(out, "WEBP", method=4, **save_options)
     data = out.getvalue()
 
-    source_usable = (source_format == out_format and scale == 1 and orientation == 1
-                     and not has_metadata and getattr(image, "n_frames", 1) == 1)
+    source_usable = (
+        source_format == out_format
+        and scale == 1
+        and orientation == 1
+        and not has_metadata
+        and getattr(image, "n_frames", 1) == 1
+    )
     if source_usable and len(source) < len(data):
         return Compressed(source, out_format, *source_size, "source", len(source))
     return Compressed(data, out_format, resized.width, resized.height, "resized", len(source))

@@ -84,8 +84,9 @@ class MediaStore:
         """Write ``data`` as ``key`` atomically and durably; the final path."""
         final = self.path_for(key, extension)
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=final.parent, prefix=f"{TEMP_PREFIX}{key}.",
-                                    suffix=TEMP_SUFFIX)
+        fd, temp = tempfile.mkstemp(
+            dir=final.parent, prefix=f"{TEMP_PREFIX}{key}.", suffix=TEMP_SUFFIX
+        )
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)

@@ -15,8 +15,6 @@ def first_delivery(connection: sa.Connection, consumer: str, event_id: str) -> b
     recorded either, and the redelivered event is applied then.
     """
     result = connection.execute(
-        insert(ProcessedEvent)
-        .values(consumer=consumer, event_id=event_id)
-        .on_conflict_do_nothing()
+        insert(ProcessedEvent).values(consumer=consumer, event_id=event_id).on_conflict_do_nothing()
     )
     return result.rowcount == 1

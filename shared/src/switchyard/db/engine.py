@@ -29,8 +29,9 @@ def create_engine(settings: Settings, **overrides: object) -> sa.Engine:
 def ensure_database(settings: Settings) -> bool:
     """Create the configured database if it does not exist; True when it was created."""
     url = make_url(settings.sqlalchemy_url)
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT",
-                             poolclass=sa.pool.NullPool)
+    admin = sa.create_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+    )
     try:
         with admin.connect() as connection:
             exists = connection.execute(

@@ -16,8 +16,7 @@ from switchyard.fetch.sniff import SNIFF_BYTES, image_kind
 CHUNK_BYTES = 64 * 1024
 
 
-async def read_capped(response: aiohttp.ClientResponse, *, max_bytes: int,
-                      image: bool) -> bytes:
+async def read_capped(response: aiohttp.ClientResponse, *, max_bytes: int, image: bool) -> bytes:
     """The body of ``response``, or :class:`TooLarge` / :class:`NotAnImage`."""
     declared = response.content_length
     if declared is not None and declared > max_bytes:

@@ -56,8 +56,9 @@ class ServerUnavailable(TransientFetchError):
     reason = "http_5xx"
 
     def __init__(self, status: int, *, url: str = "") -> None:
-        super().__init__(f"HTTP {status} from {url}", url=url,
-                         reason="http_429" if status == 429 else "http_5xx")
+        super().__init__(
+            f"HTTP {status} from {url}", url=url, reason="http_429" if status == 429 else "http_5xx"
+        )
         self.status = status
 
 

@@ -62,24 +62,31 @@ class Fetched:
 class Fetcher:
     """A guarded HTTP GET client; use as ``async with Fetcher(settings) as fetcher``."""
 
-    def __init__(self, settings: FetchSettings | None = None, *,
-                 resolver: AbstractResolver | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        settings: FetchSettings | None = None,
+        *,
+        resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         """``resolver`` answers DNS (the system's by default), ``ssl_context`` says which
         certificates to trust (the system's by default); hostnames are always verified."""
         self.settings = settings if settings is not None else FetchSettings()
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self.guard = AddressGuard(self.settings.allow)
         self._inner_resolver = resolver
-        self._limits = ConcurrencyLimits(self.settings.max_concurrency,
-                                         self.settings.max_per_host)
+        self._limits = ConcurrencyLimits(self.settings.max_concurrency, self.settings.max_per_host)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Fetcher:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
     async def close(self) -> None:
@@ -112,14 +119,16 @@ class Fetcher:
             async with self._limits.slot(current.host or ""):
                 if deadline is None:
                     deadline = asyncio.get_running_loop().time() + (
-                        self.settings.total_timeout_seconds)
+                        self.settings.total_timeout_seconds
+                    )
                 try:
                     async with asyncio.timeout_at(deadline):
                         outcome = await self._hop(current, image=image)
                 except TimeoutError:
                     raise FetchTimeout(
                         f"no complete answer within {self.settings.total_timeout_seconds}s",
-                        url=str(current)) from None
+                        url=str(current),
+                    ) from None
                 except FetchError as exc:
                     exc.url = str(current)
                     raise
@@ -144,13 +153,19 @@ class Fetcher:
                 if resp.status == 429 or resp.status >= 500:
                     raise ServerUnavailable(resp.status, url=str(url))
                 if not 200 <= resp.status < 300:
-                    raise HttpRefused(resp.status, url=str(url), reason=(
-                        "http_4xx" if 400 <= resp.status < 500 else "bad_status"))
-                content = await read_capped(resp, max_bytes=self.settings.max_bytes,
-                                             image=image)
-                return Fetched(str(url), resp.status, content,
-                               resp.headers.get("Content-Type", ""),
-                               image_kind(content[:SNIFF_BYTES]) if image else None)
+                    raise HttpRefused(
+                        resp.status,
+                        url=str(url),
+                        reason=("http_4xx" if 400 <= resp.status < 500 else "bad_status"),
+                    )
+                content = await read_capped(resp, max_bytes=self.settings.max_bytes, image=image)
+                return Fetched(
+                    str(url),
+                    resp.status,
+                    content,
+                    resp.headers.get("Content-Type", ""),
+                    image_kind(content[:SNIFF_BYTES]) if image else None,
+                )
         except FetchError:
             raise
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -168,7 +183,8 @@ class Fetcher:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=self.settings.connect_timeout_seconds),
+                    total=None, sock_connect=self.settings.connect_timeout_seconds
+                ),
                 auto_decompress=False,
                 trust_env=False,
             )

@@ -21,28 +21,42 @@ from switchyard.fetch.errors import RefusedAddress, RefusedUrl
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-CLOUD_METADATA = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, ...
-    "169.254.170.2",  # AWS ECS task metadata
-    "169.254.169.123",  # AWS time sync
-    "100.100.100.200",  # Alibaba Cloud
-    "192.0.0.192",  # Oracle Cloud
-    "fd00:ec2::254",  # AWS over IPv6
-))
+CLOUD_METADATA = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, ...
+        "169.254.170.2",  # AWS ECS task metadata
+        "169.254.169.123",  # AWS time sync
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud
+        "fd00:ec2::254",  # AWS over IPv6
+    )
+)
 
 _REFUSED: tuple[tuple[IpNetwork, str], ...] = tuple(
-    (ipaddress.ip_network(net), name) for net, name in (
-        ("0.0.0.0/8", "unspecified"), ("::/128", "unspecified"),
-        ("127.0.0.0/8", "loopback"), ("::1/128", "loopback"),
-        ("10.0.0.0/8", "private"), ("172.16.0.0/12", "private"), ("192.168.0.0/16", "private"),
+    (ipaddress.ip_network(net), name)
+    for net, name in (
+        ("0.0.0.0/8", "unspecified"),
+        ("::/128", "unspecified"),
+        ("127.0.0.0/8", "loopback"),
+        ("::1/128", "loopback"),
+        ("10.0.0.0/8", "private"),
+        ("172.16.0.0/12", "private"),
+        ("192.168.0.0/16", "private"),
         ("100.64.0.0/10", "carrier-grade NAT"),
-        ("169.254.0.0/16", "link-local"), ("fe80::/10", "link-local"),
-        ("fc00::/7", "unique-local"), ("fec0::/10", "site-local"),
-        ("224.0.0.0/4", "multicast"), ("ff00::/8", "multicast"),
-        ("240.0.0.0/4", "reserved"), ("192.0.0.0/24", "reserved"),
+        ("169.254.0.0/16", "link-local"),
+        ("fe80::/10", "link-local"),
+        ("fc00::/7", "unique-local"),
+        ("fec0::/10", "site-local"),
+        ("224.0.0.0/4", "multicast"),
+        ("ff00::/8", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+        ("192.0.0.0/24", "reserved"),
         ("198.18.0.0/15", "benchmarking"),
-        ("192.0.2.0/24", "documentation"), ("198.51.100.0/24", "documentation"),
-        ("203.0.113.0/24", "documentation"), ("2001:db8::/32", "documentation"),
+        ("192.0.2.0/24", "documentation"),
+        ("198.51.100.0/24", "documentation"),
+        ("203.0.113.0/24", "documentation"),
+        ("2001:db8::/32", "documentation"),
     )
 )
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
@@ -77,8 +91,8 @@ class AddressGuard:
             if ip.ipv4_mapped is not None:  # the kernel connects to the IPv4 address
                 ip = ip.ipv4_mapped
         if any(ip in net for net in self.allow) and (
-                ip not in CLOUD_METADATA
-                or any(ip in n and n.num_addresses == 1 for n in self.allow)):
+            ip not in CLOUD_METADATA or any(ip in n and n.num_addresses == 1 for n in self.allow)
+        ):
             return None
         if ip in CLOUD_METADATA:
             return "cloud metadata"
@@ -98,8 +112,7 @@ class AddressGuard:
         """Raise :class:`RefusedAddress` unless ``address`` may be connected to."""
         why = self.refusal(address)
         if why is not None:
-            raise RefusedAddress(f"refused address {address}: {why}", address=str(address),
-                                 url=url)
+            raise RefusedAddress(f"refused address {address}: {why}", address=str(address), url=url)
 
     def check_url(self, url: str) -> None:
         """Raise :class:`RefusedUrl` or :class:`RefusedAddress` unless ``url`` may be
@@ -111,15 +124,18 @@ class AddressGuard:
             raise RefusedUrl(f"not a valid URL: {exc}", url=url) from None
         self.check_parts(parts.scheme, user, password, host, url=url)
 
-    def check_parts(self, scheme: str, user: str | None, password: str | None,
-                    host: str | None, *, url: str) -> None:
+    def check_parts(
+        self, scheme: str, user: str | None, password: str | None, host: str | None, *, url: str
+    ) -> None:
         """:meth:`check_url` on a URL already split (by the HTTP client's own parser)."""
         if scheme.lower() not in ("http", "https"):
-            raise RefusedUrl(f"scheme {scheme!r} is not http or https", url=url,
-                             reason="bad_scheme")
+            raise RefusedUrl(
+                f"scheme {scheme!r} is not http or https", url=url, reason="bad_scheme"
+            )
         if user or password:
-            raise RefusedUrl("credentials in the URL are not allowed", url=url,
-                             reason="credentials_in_url")
+            raise RefusedUrl(
+                "credentials in the URL are not allowed", url=url, reason="credentials_in_url"
+            )
         if not host:
             raise RefusedUrl("the URL has no host", url=url)
         try:

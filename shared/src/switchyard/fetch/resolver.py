@@ -25,8 +25,9 @@ class GuardedResolver(AbstractResolver):
         self._guard = guard
         self._inner = inner if inner is not None else ThreadedResolver()
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         try:
             answers = await self._inner.resolve(host, port, family)
         except OSError as exc:

@@ -24,18 +24,17 @@ log = get_logger(__name__)
 class Publisher(Protocol):
     """Publishes records and returns once they are confirmed (an ``EventProducer``)."""
 
-    def publish(self, records: Sequence[OutgoingRecord], timeout: float | None = None) -> None:
-        ...
+    def publish(self, records: Sequence[OutgoingRecord], timeout: float | None = None) -> None: ...
 
 
-def failure_headers(record: ConsumedEvent, error: BaseException,
-                    group_id: str) -> list[tuple[str, bytes]]:
+def failure_headers(
+    record: ConsumedEvent, error: BaseException, group_id: str
+) -> list[tuple[str, bytes]]:
     """The original headers plus what failed, where and when (also for retry topics).
 
     ``dlq-*`` headers of an earlier failure (a record from a retry topic) are replaced.
     """
-    return [(k, v.encode()) for k, v in record.headers.items()
-            if not k.startswith("dlq-")] + [
+    return [(k, v.encode()) for k, v in record.headers.items() if not k.startswith("dlq-")] + [
         ("dlq-error", f"{error}"[:2000].encode()),
         ("dlq-error-type", type(error).__name__.encode()),
         ("dlq-original-topic", record.topic.encode()),
@@ -53,14 +52,22 @@ class DeadLetters:
         self._producer = producer
         self.group_id = group_id
 
-    def publish(self, record: ConsumedEvent, error: BaseException,
-                topic: str | None = None) -> None:
+    def publish(
+        self, record: ConsumedEvent, error: BaseException, topic: str | None = None
+    ) -> None:
         """To ``topic``, by default ``<record's topic>.dlq``."""
         headers = failure_headers(record, error, self.group_id)
-        self._producer.publish([OutgoingRecord(topic or dlq_name(record.topic), record.value,
-                                               record.key, headers)])
+        self._producer.publish(
+            [OutgoingRecord(topic or dlq_name(record.topic), record.value, record.key, headers)]
+        )
         metrics.dead_letters_total.labels(record.topic).inc()
         metrics.events_consumed_total.labels(record.topic, self.group_id, "dead_lettered").inc()
-        log.error("record dead-lettered", group=self.group_id, topic=record.topic,
-                  partition=record.partition, offset=record.offset, error=f"{error}"[:500],
-                  error_type=type(error).__name__)
+        log.error(
+            "record dead-lettered",
+            group=self.group_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=f"{error}"[:500],
+            error_type=type(error).__name__,
+        )

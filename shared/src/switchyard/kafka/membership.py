@@ -32,15 +32,19 @@ Rebalance = Callable[[Any, list[TopicPartition]], None]
 class KafkaConsumer(Protocol):
     """The part of ``confluent_kafka.Consumer`` the runner uses (tests pass a fake)."""
 
-    def subscribe(self, topics: list[str], on_assign: Rebalance | None = None,
-                  on_revoke: Rebalance | None = None, on_lost: Rebalance | None = None) -> None:
-        ...
-    def consume(self, num_messages: int = 1, timeout: float = -1) -> Sequence[KafkaMessage]:
-        ...
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: Rebalance | None = None,
+        on_revoke: Rebalance | None = None,
+        on_lost: Rebalance | None = None,
+    ) -> None: ...
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> Sequence[KafkaMessage]: ...
     def poll(self, timeout: float = -1) -> KafkaMessage | None: ...
     def commit(self, *, offsets: list[TopicPartition], asynchronous: Literal[False]) -> Any: ...
-    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = -1,
-                              cached: bool = False) -> tuple[int, int] | None: ...
+    def get_watermark_offsets(
+        self, partition: TopicPartition, timeout: float = -1, cached: bool = False
+    ) -> tuple[int, int] | None: ...
     def assignment(self) -> list[TopicPartition]: ...
     def pause(self, partitions: list[TopicPartition]) -> None: ...
     def resume(self, partitions: list[TopicPartition]) -> None: ...
@@ -48,8 +52,9 @@ class KafkaConsumer(Protocol):
 
 
 class GroupMembership:
-    def __init__(self, consumer: KafkaConsumer, group_id: str, stop: StopSignal,
-                 dead_letters: DeadLetters) -> None:
+    def __init__(
+        self, consumer: KafkaConsumer, group_id: str, stop: StopSignal, dead_letters: DeadLetters
+    ) -> None:
         self.consumer = consumer
         self.group_id = group_id
         self._stop = stop
@@ -66,8 +71,9 @@ class GroupMembership:
     def is_assigned(self, event: ConsumedEvent) -> bool:
         return (event.topic, event.partition) in self._assigned
 
-    def dead_letter(self, event: ConsumedEvent, error: BaseException,
-                    topic: str | None = None) -> None:
+    def dead_letter(
+        self, event: ConsumedEvent, error: BaseException, topic: str | None = None
+    ) -> None:
         self._dead_letters.publish(event, error, topic)
 
     def pause_for(self, seconds: float) -> bool:
@@ -106,26 +112,36 @@ class GroupMembership:
     # -- rebalances ------------------------------------------------------------------
     def on_assign(self, _: object, partitions: list[TopicPartition]) -> None:
         self._assigned |= {(p.topic, p.partition) for p in partitions}
-        log.info("partitions assigned", group=self.group_id,
-                 partitions=[f"{p.topic}[{p.partition}]" for p in partitions])
+        log.info(
+            "partitions assigned",
+            group=self.group_id,
+            partitions=[f"{p.topic}[{p.partition}]" for p in partitions],
+        )
 
     def on_revoke(self, _: object, partitions: list[TopicPartition]) -> None:
         self._assigned -= {(p.topic, p.partition) for p in partitions}
-        log.info("partitions revoked", group=self.group_id,
-                 partitions=[f"{p.topic}[{p.partition}]" for p in partitions])
+        log.info(
+            "partitions revoked",
+            group=self.group_id,
+            partitions=[f"{p.topic}[{p.partition}]" for p in partitions],
+        )
 
     # -- commits ---------------------------------------------------------------------
     def commit(self, highest: dict[tuple[str, int], int]) -> None:
         """Commit past ``highest`` offset per partition, for partitions still owned."""
-        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()
-                   if (t, p) in self._assigned]
+        offsets = [
+            TopicPartition(t, p, o + 1) for (t, p), o in highest.items() if (t, p) in self._assigned
+        ]
         if not offsets:
             return
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except Exception as exc:  # the records will come again; handlers are idempotent
-            log.warning("offset commit failed; records will be redelivered",
-                        group=self.group_id, error=str(exc))
+            log.warning(
+                "offset commit failed; records will be redelivered",
+                group=self.group_id,
+                error=str(exc),
+            )
             return
         self._record_lag(offsets)
 

@@ -38,9 +38,11 @@ class Tracing:
         single = len(events) == 1
         if single:
             bind_context(request_id=events[0].request_id)
-        with tracing.span(f"consume {events[0].topic}",
-                          parent_headers=events[0].headers if single else None,
-                          records=len(events)):
+        with tracing.span(
+            f"consume {events[0].topic}",
+            parent_headers=events[0].headers if single else None,
+            records=len(events),
+        ):
             call_next(events)
 
 

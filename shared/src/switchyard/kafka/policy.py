@@ -69,8 +69,9 @@ class RunnerControls(Protocol):
     def is_assigned(self, event: ConsumedEvent) -> bool:
         """False once the record's partition moved to another member (it redoes it)."""
 
-    def dead_letter(self, event: ConsumedEvent, error: BaseException,
-                    topic: str | None = None) -> None:
+    def dead_letter(
+        self, event: ConsumedEvent, error: BaseException, topic: str | None = None
+    ) -> None:
         """Publish to ``topic`` (default ``<its topic>.dlq``) with the error in its
         headers; confirmed on return."""
 
@@ -79,12 +80,14 @@ class FailurePolicy(ABC):
     """Runs a batch through the handler and decides what a failure means."""
 
     @abstractmethod
-    def handle(self, events: list[ConsumedEvent], handler: BatchHandler,
-               runner: RunnerControls) -> Outcome:
+    def handle(
+        self, events: list[ConsumedEvent], handler: BatchHandler, runner: RunnerControls
+    ) -> Outcome:
         """Call ``handler`` (middleware already around it) until the batch is settled."""
 
-    def undecodable(self, event: ConsumedEvent, error: InvalidEvent,
-                    runner: RunnerControls) -> None:
+    def undecodable(
+        self, event: ConsumedEvent, error: InvalidEvent, runner: RunnerControls
+    ) -> None:
         """A record that is not a CloudEvent (``decode=True``): never retried."""
         runner.dead_letter(event, error)
 
@@ -99,8 +102,12 @@ class RetryInPlaceThenDeadLetter(FailurePolicy):
       :class:`InvalidEvent`) is dead-lettered, and the runner goes on.
     """
 
-    def __init__(self, max_attempts: int = 3, backoff_base_seconds: float = 0.2,
-                 backoff_cap_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        max_attempts: int = 3,
+        backoff_base_seconds: float = 0.2,
+        backoff_cap_seconds: float = 30.0,
+    ) -> None:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base_seconds
         self.backoff_cap = backoff_cap_seconds
@@ -113,8 +120,9 @@ class RetryInPlaceThenDeadLetter(FailurePolicy):
         """Where a record goes that will not succeed here: the dead-letter topic."""
         runner.dead_letter(event, error)
 
-    def handle(self, events: list[ConsumedEvent], handler: BatchHandler,
-               runner: RunnerControls) -> Outcome:
+    def handle(
+        self, events: list[ConsumedEvent], handler: BatchHandler, runner: RunnerControls
+    ) -> Outcome:
         attempt = 0
         while True:
             events = [e for e in events if runner.is_assigned(e)]
@@ -128,18 +136,31 @@ class RetryInPlaceThenDeadLetter(FailurePolicy):
                     return self._one_by_one(events, exc, handler, runner)
                 attempt += 1
                 delay = self.delay(attempt)
-                log.warning("dependency failed; retrying batch", group=runner.group_id,
-                            error=f"{type(exc).__name__}: {exc}"[:500], attempt=attempt,
-                            retry_in=round(delay, 3), records=len(events))
+                log.warning(
+                    "dependency failed; retrying batch",
+                    group=runner.group_id,
+                    error=f"{type(exc).__name__}: {exc}"[:500],
+                    attempt=attempt,
+                    retry_in=round(delay, 3),
+                    records=len(events),
+                )
                 if not runner.pause_for(delay):
                     return Outcome.LEAVE_UNCOMMITTED
 
-    def _one_by_one(self, events: list[ConsumedEvent], batch_error: Exception,
-                    handler: BatchHandler, runner: RunnerControls) -> Outcome:
+    def _one_by_one(
+        self,
+        events: list[ConsumedEvent],
+        batch_error: Exception,
+        handler: BatchHandler,
+        runner: RunnerControls,
+    ) -> Outcome:
         if len(events) > 1:
-            log.warning("batch failed; isolating the bad record", group=runner.group_id,
-                        error=f"{type(batch_error).__name__}: {batch_error}"[:500],
-                        records=len(events))
+            log.warning(
+                "batch failed; isolating the bad record",
+                group=runner.group_id,
+                error=f"{type(batch_error).__name__}: {batch_error}"[:500],
+                records=len(events),
+            )
         for event in events:
             attempt = 1
             error: Exception = batch_error

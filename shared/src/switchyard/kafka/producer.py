@@ -81,15 +81,17 @@ class EventProducer:
 
     def __init__(self, settings: Settings, role: str = "producer") -> None:
         kafka = settings.kafka
-        self._producer = Producer({
-            **common_config(settings, role),
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": kafka.producer_linger_ms,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": kafka.producer_max_buffered_messages,
-            "delivery.timeout.ms": kafka.delivery_timeout_ms,
-        })
+        self._producer = Producer(
+            {
+                **common_config(settings, role),
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": kafka.producer_linger_ms,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": kafka.producer_max_buffered_messages,
+                "delivery.timeout.ms": kafka.delivery_timeout_ms,
+            }
+        )
         self.delivery_timeout = kafka.delivery_timeout_ms / 1000 + 5
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name=f"{role}-poll", daemon=True)
@@ -113,10 +115,16 @@ class EventProducer:
         produce, on_delivery = self._producer.produce, batch._on_delivery
         for index, record in enumerate(records):
             try:
-                produce(record.topic, value=record.value, key=record.key,
-                        # confluent-kafka takes only a list; most callers already built one.
-                        headers=headers if isinstance(headers := record.headers, list)
-                        else list(headers), on_delivery=on_delivery)
+                produce(
+                    record.topic,
+                    value=record.value,
+                    key=record.key,
+                    # confluent-kafka takes only a list; most callers already built one.
+                    headers=headers
+                    if isinstance(headers := record.headers, list)
+                    else list(headers),
+                    on_delivery=on_delivery,
+                )
             except BufferError:
                 raise ProducerBusy(
                     f"producer buffer full after {index} of {len(records)} records"

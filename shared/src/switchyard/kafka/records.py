@@ -34,12 +34,29 @@ class ConsumedEvent:
     ``event`` (the parsed envelope) and ``headers`` are decoded on first access and kept.
     """
 
-    __slots__ = ("_event", "_headers", "_raw_headers", "key", "offset", "partition",
-                 "timestamp_ms", "topic", "value")
+    __slots__ = (
+        "_event",
+        "_headers",
+        "_raw_headers",
+        "key",
+        "offset",
+        "partition",
+        "timestamp_ms",
+        "topic",
+        "value",
+    )
 
-    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None,
-                 value: bytes, headers: Headers | None, timestamp_ms: int,
-                 event: CloudEvent | None = None) -> None:
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers | None,
+        timestamp_ms: int,
+        event: CloudEvent | None = None,
+    ) -> None:
         self.topic = topic
         self.partition = partition
         self.offset = offset
@@ -89,12 +106,27 @@ def decode(message: KafkaMessage, parse: bool = True) -> ConsumedEvent:
     if value is None:
         raise InvalidEvent("record has no value")
     topic, partition, offset = position(message)
-    return ConsumedEvent(topic, partition, offset, message.key(), value, message.headers(),
-                         message.timestamp()[1], CloudEvent.from_json(value) if parse else None)
+    return ConsumedEvent(
+        topic,
+        partition,
+        offset,
+        message.key(),
+        value,
+        message.headers(),
+        message.timestamp()[1],
+        CloudEvent.from_json(value) if parse else None,
+    )
 
 
 def raw(message: KafkaMessage) -> ConsumedEvent:
     """The record as it is, for dead-lettering one that :func:`decode` refused."""
     topic, partition, offset = position(message)
-    return ConsumedEvent(topic, partition, offset, message.key(), message.value() or b"",
-                         message.headers(), message.timestamp()[1])
+    return ConsumedEvent(
+        topic,
+        partition,
+        offset,
+        message.key(),
+        message.value() or b"",
+        message.headers(),
+        message.timestamp()[1],
+    )

@@ -52,21 +52,28 @@ class ForwardToRetryTopic(RetryInPlaceThenDeadLetter):
     :class:`PermanentError` and :class:`InvalidEvent` skip the tiers for the DLQ.
     """
 
-    def __init__(self, producer: Publisher, tiers: Sequence[RetryTier],
-                 backoff_base_seconds: float = 0.2, backoff_cap_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        producer: Publisher,
+        tiers: Sequence[RetryTier],
+        backoff_base_seconds: float = 0.2,
+        backoff_cap_seconds: float = 30.0,
+    ) -> None:
         super().__init__(1, backoff_base_seconds, backoff_cap_seconds)
         self.producer = producer
         self.tiers = list(tiers)
 
-    def handle(self, events: list[ConsumedEvent], handler: BatchHandler,
-               runner: RunnerControls) -> Outcome:
+    def handle(
+        self, events: list[ConsumedEvent], handler: BatchHandler, runner: RunnerControls
+    ) -> Outcome:
         wait = max(_number(e, NOT_BEFORE_HEADER, 0.0) for e in events) - time.time()
         if wait > 0 and not runner.pause_for(wait):
             return Outcome.LEAVE_UNCOMMITTED
         return super().handle(events, handler, runner)
 
-    def undecodable(self, event: ConsumedEvent, error: InvalidEvent,
-                    runner: RunnerControls) -> None:
+    def undecodable(
+        self, event: ConsumedEvent, error: InvalidEvent, runner: RunnerControls
+    ) -> None:
         self.give_up(event, error, runner)  # to the original topic's DLQ
 
     def give_up(self, event: ConsumedEvent, error: Exception, runner: RunnerControls) -> None:
@@ -75,8 +82,11 @@ class ForwardToRetryTopic(RetryInPlaceThenDeadLetter):
         if tier >= len(self.tiers) or isinstance(error, PermanentError | InvalidEvent):
             runner.dead_letter(event, error, dlq_name(origin))
             return
-        headers = [(k, v) for k, v in failure_headers(event, error, runner.group_id)
-                   if k not in (TIER_HEADER, NOT_BEFORE_HEADER, ORIGIN_HEADER)] + [
+        headers = [
+            (k, v)
+            for k, v in failure_headers(event, error, runner.group_id)
+            if k not in (TIER_HEADER, NOT_BEFORE_HEADER, ORIGIN_HEADER)
+        ] + [
             (TIER_HEADER, str(tier).encode()),
             (NOT_BEFORE_HEADER, f"{time.time() + self.tiers[tier].delay_seconds:.3f}".encode()),
             (ORIGIN_HEADER, origin.encode()),

@@ -30,6 +30,7 @@ from switchyard.logging import get_logger
 
 log = get_logger(__name__)
 
+
 @dataclass
 class RunnerOptions:
     max_batch: int = 1
@@ -47,43 +48,61 @@ class RunnerOptions:
 
 def kafka_consumer(settings: Settings, group_id: str, options: RunnerOptions) -> Consumer:
     """A group member with manual commits, as the runner needs it."""
-    return Consumer({
-        **common_config(settings, f"consumer-{group_id}"),
-        "group.id": group_id,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "session.timeout.ms": settings.kafka.session_timeout_ms,
-        "heartbeat.interval.ms": max(100, settings.kafka.session_timeout_ms // 10),
-        "max.poll.interval.ms": 300_000,
-        **options.extra_config,
-    })
+    return Consumer(
+        {
+            **common_config(settings, f"consumer-{group_id}"),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": settings.kafka.session_timeout_ms,
+            "heartbeat.interval.ms": max(100, settings.kafka.session_timeout_ms // 10),
+            "max.poll.interval.ms": 300_000,
+            **options.extra_config,
+        }
+    )
 
 
 class ConsumerRunner:
     """Runs one consumer group member until :class:`StopSignal` is set."""
 
-    def __init__(self, settings: Settings, group_id: str, topics: Sequence[str],
-                 handler: BatchHandler, dlq_producer: Publisher, stop: StopSignal,
-                 options: RunnerOptions | None = None, *, policy: FailurePolicy | None = None,
-                 middleware: Sequence[Middleware] | None = None,
-                 consumer: KafkaConsumer | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        group_id: str,
+        topics: Sequence[str],
+        handler: BatchHandler,
+        dlq_producer: Publisher,
+        stop: StopSignal,
+        options: RunnerOptions | None = None,
+        *,
+        policy: FailurePolicy | None = None,
+        middleware: Sequence[Middleware] | None = None,
+        consumer: KafkaConsumer | None = None,
+    ) -> None:
         self.group_id = group_id
         self.topics = list(topics)
         self.handler = handler
         self.options = options = options or RunnerOptions()
         self.policy = policy or RetryInPlaceThenDeadLetter(
-            options.max_attempts, options.backoff_base_seconds, options.backoff_cap_seconds)
-        self._call = wrap(handler, default_middleware(group_id) if middleware is None
-                          else middleware)
+            options.max_attempts, options.backoff_base_seconds, options.backoff_cap_seconds
+        )
+        self._call = wrap(
+            handler, default_middleware(group_id) if middleware is None else middleware
+        )
         self.consumer: KafkaConsumer = consumer or kafka_consumer(settings, group_id, options)
         self._stop = stop
-        self.member = GroupMembership(self.consumer, group_id, stop,
-                                      DeadLetters(dlq_producer, group_id))
+        self.member = GroupMembership(
+            self.consumer, group_id, stop, DeadLetters(dlq_producer, group_id)
+        )
 
     # -- the loop --------------------------------------------------------------------
     def run(self) -> None:
-        self.consumer.subscribe(self.topics, on_assign=self.member.on_assign,
-                                on_revoke=self.member.on_revoke, on_lost=self.member.on_revoke)
+        self.consumer.subscribe(
+            self.topics,
+            on_assign=self.member.on_assign,
+            on_revoke=self.member.on_revoke,
+            on_lost=self.member.on_revoke,
+        )
         log.info("consumer started", group=self.group_id, topics=self.topics)
         try:
             while not self._stop.is_set():

@@ -12,15 +12,23 @@ from switchyard.kafka.client_config import common_config
 from switchyard.kafka.consumer import ConsumedEvent, decode
 
 
-def iter_records(settings: Settings, topic: str, *, from_beginning: bool = True,
-                 follow: bool = False, idle_timeout: float = 2.0) -> Iterator[ConsumedEvent]:
+def iter_records(
+    settings: Settings,
+    topic: str,
+    *,
+    from_beginning: bool = True,
+    follow: bool = False,
+    idle_timeout: float = 2.0,
+) -> Iterator[ConsumedEvent]:
     """Every record of ``topic``, in partition order; stops after ``idle_timeout`` of
     silence unless ``follow``. Undecodable records are skipped by raising nothing."""
-    consumer = Consumer({
-        **common_config(settings, "tail"),
-        "group.id": "switchyard-tail",  # required by librdkafka; never committed
-        "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        {
+            **common_config(settings, "tail"),
+            "group.id": "switchyard-tail",  # required by librdkafka; never committed
+            "enable.auto.commit": False,
+        }
+    )
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
@@ -47,8 +55,13 @@ def iter_records(settings: Settings, topic: str, *, from_beginning: bool = True,
         consumer.close()
 
 
-def wait_for_records(settings: Settings, topic: str, predicate: Callable[[ConsumedEvent], bool],
-                     count: int = 1, timeout: float = 30.0) -> list[ConsumedEvent]:
+def wait_for_records(
+    settings: Settings,
+    topic: str,
+    predicate: Callable[[ConsumedEvent], bool],
+    count: int = 1,
+    timeout: float = 30.0,
+) -> list[ConsumedEvent]:
     """Read ``topic`` from the start until ``count`` records match or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     matched: list[ConsumedEvent] = []

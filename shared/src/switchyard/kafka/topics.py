@@ -32,19 +32,39 @@ class Topic:
     has_dlq: bool = True
 
 
-USERS = Topic("users", "user id", ("user.created", "user.updated", "user.deleted"),
-              "api (outbox relay)", "(subscribers; `switchyard topics tail users`)", False)
+USERS = Topic(
+    "users",
+    "user id",
+    ("user.created", "user.updated", "user.deleted"),
+    "api (outbox relay)",
+    "(subscribers; `switchyard topics tail users`)",
+    False,
+)
 LOGS = Topic("logs", "service name", ("log.received",), "api", "batcher")
-HEALTH = Topic("health", "service name", ("health.reported", "target.checked"),
-               "api, health-checker", "batcher")
-TARGETS = Topic("targets", "target id", ("target.down", "target.up"), "health-checker",
-                "(subscribers)", False)
-PRODUCTS = Topic("products", "product id", ("product.created",), "api (outbox relay)",
-                 "image-worker")
-COUPONS = Topic("coupons", "coupon name", ("coupon.created", "coupon.claimed"),
-                "api (outbox relay)", "(subscribers)", False)
-JOBS = Topic("jobs", "job id", ("job.enqueued",), "api (outbox relay), job-worker scheduler",
-             "job-worker")
+HEALTH = Topic(
+    "health",
+    "service name",
+    ("health.reported", "target.checked"),
+    "api, health-checker",
+    "batcher",
+)
+TARGETS = Topic(
+    "targets", "target id", ("target.down", "target.up"), "health-checker", "(subscribers)", False
+)
+PRODUCTS = Topic(
+    "products", "product id", ("product.created",), "api (outbox relay)", "image-worker"
+)
+COUPONS = Topic(
+    "coupons",
+    "coupon name",
+    ("coupon.created", "coupon.claimed"),
+    "api (outbox relay)",
+    "(subscribers)",
+    False,
+)
+JOBS = Topic(
+    "jobs", "job id", ("job.enqueued",), "api (outbox relay), job-worker scheduler", "job-worker"
+)
 JOBS_RETRY = Topic("jobs.retry", "job id", ("job.retry",), "job-worker", "job-worker", False)
 
 CATALOGUE: tuple[Topic, ...] = (USERS, LOGS, HEALTH, TARGETS, PRODUCTS, COUPONS, JOBS, JOBS_RETRY)
@@ -70,8 +90,9 @@ def all_topic_names(settings: Settings) -> list[str]:
     return names
 
 
-def ensure_topics_patiently(settings: Settings, should_stop: Callable[[], bool],
-                            timeout: float = 120.0) -> bool:
+def ensure_topics_patiently(
+    settings: Settings, should_stop: Callable[[], bool], timeout: float = 120.0
+) -> bool:
     """:func:`ensure_topics`, retried with backoff while Kafka is still starting.
 
     Returns False if Kafka did not answer within ``timeout`` (or we were asked to stop);
@@ -89,14 +110,18 @@ def ensure_topics_patiently(settings: Settings, should_stop: Callable[[], bool],
                 log.error("could not create topics; continuing without", error=str(exc)[:300])
                 return False
             delay = backoff_delay(attempt, base=0.5, cap=5.0)
-            log.warning("Kafka not ready for topic creation; retrying", error=str(exc)[:300],
-                        retry_in=round(delay, 2))
+            log.warning(
+                "Kafka not ready for topic creation; retrying",
+                error=str(exc)[:300],
+                retry_in=round(delay, 2),
+            )
             time.sleep(delay)
     return False
 
 
-def ensure_topics(settings: Settings, names: Iterable[str] | None = None,
-                  timeout: float = 30.0) -> None:
+def ensure_topics(
+    settings: Settings, names: Iterable[str] | None = None, timeout: float = 30.0
+) -> None:
     """Create the topics that are missing; existing ones are left as they are."""
     wanted = sorted(set(names if names is not None else all_topic_names(settings)))
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
@@ -105,8 +130,14 @@ def ensure_topics(settings: Settings, names: Iterable[str] | None = None,
     if not missing:
         return
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=settings.kafka.partitions,
-                  replication_factor=settings.kafka.replication_factor) for name in missing],
+        [
+            NewTopic(
+                name,
+                num_partitions=settings.kafka.partitions,
+                replication_factor=settings.kafka.replication_factor,
+            )
+            for name in missing
+        ],
         operation_timeout=timeout,
     )
     for name, future in futures.items():

@@ -47,8 +47,14 @@ class OutboxRelay:
             if not our_turn:
                 return 0
             rows = connection.execute(
-                sa.select(outbox.c.id, outbox.c.event_id, outbox.c.topic, outbox.c.key,
-                          outbox.c.payload, outbox.c.headers)
+                sa.select(
+                    outbox.c.id,
+                    outbox.c.event_id,
+                    outbox.c.topic,
+                    outbox.c.key,
+                    outbox.c.payload,
+                    outbox.c.headers,
+                )
                 .where(outbox.c.published_at.is_(None))
                 .order_by(outbox.c.id)
                 .limit(self.settings.batch_size)
@@ -129,17 +135,21 @@ class OutboxRelay:
             self._last_gauge = now
             with self.engine.connect() as connection:
                 pending = connection.execute(
-                    sa.select(sa.func.count()).select_from(outbox)
+                    sa.select(sa.func.count())
+                    .select_from(outbox)
                     .where(outbox.c.published_at.is_(None))
                 ).scalar_one()
             metrics.outbox_pending.set(pending)
         if now - self._last_cleanup >= 60.0:
             self._last_cleanup = now
             with self.engine.begin() as connection:
-                connection.execute(sa.text(
-                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at"
-                    " < now() - make_interval(secs => :keep) LIMIT 10000)"
-                ), {"keep": self.settings.retention_seconds})
+                connection.execute(
+                    sa.text(
+                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at"
+                        " < now() - make_interval(secs => :keep) LIMIT 10000)"
+                    ),
+                    {"keep": self.settings.retention_seconds},
+                )
 
 
 def _record(row: sa.Row[Any, Any, Any, Any, Any, Any]) -> OutgoingRecord:
@@ -149,7 +159,8 @@ def _record(row: sa.Row[Any, Any, Any, Any, Any, Any]) -> OutgoingRecord:
         *((name, str(value).encode()) for name, value in (row.headers or {}).items()),
     ]
     return OutgoingRecord(
-        topic=row.topic, value=bytes(row.payload),
-        key=row.key.encode() if row.key is not None else None, headers=headers,
+        topic=row.topic,
+        value=bytes(row.payload),
+        key=row.key.encode() if row.key is not None else None,
+        headers=headers,
     )
-

@@ -24,7 +24,11 @@ def add_event(
         headers[REQUEST_ID_HEADER] = request_id
     connection.execute(
         sa.insert(OutboxEvent).values(
-            event_id=event.id, topic=topic, key=key, payload=event.to_json(), headers=headers,
+            event_id=event.id,
+            topic=topic,
+            key=key,
+            payload=event.to_json(),
+            headers=headers,
         )
     )
     # Delivered at commit (and dropped on rollback), so the relay wakes at once.

@@ -72,8 +72,9 @@ class JsonLinesSink:
             if state.dirty:  # an earlier write failed midway: trust only what is on disk
                 state.watermark = self._recover(topic, partition)
                 state.dirty = False
-            fresh = sorted((r for r in records if r.offset > state.watermark),
-                           key=lambda r: r.offset)
+            fresh = sorted(
+                (r for r in records if r.offset > state.watermark), key=lambda r: r.offset
+            )
             if not fresh:
                 return
             try:
@@ -86,8 +87,9 @@ class JsonLinesSink:
                     state.handle = None
                 raise
 
-    def _append(self, state: _PartitionFile, topic: str, partition: int,
-                records: list[Record]) -> None:
+    def _append(
+        self, state: _PartitionFile, topic: str, partition: int, records: list[Record]
+    ) -> None:
         if state.handle is not None and (
             state.size >= self.max_bytes
             or time.monotonic() - state.opened_at >= self.max_age_seconds
@@ -146,8 +148,13 @@ def _lines(topic: str, partition: int, records: list[Record]) -> bytes:
     # shared by the partition's records are serialised once.
     position = b',"topic":%b,"partition":%d,"offset":' % (orjson.dumps(topic), partition)
     dumps = orjson.dumps
-    return b"".join([b'{"id":%b,"kind":%b%b%d,"event":%b}\n' % (
-        dumps(r.id), _KINDS[r.kind], position, r.offset, r.value) for r in records])
+    return b"".join(
+        [
+            b'{"id":%b,"kind":%b%b%d,"event":%b}\n'
+            % (dumps(r.id), _KINDS[r.kind], position, r.offset, r.value)
+            for r in records
+        ]
+    )
 
 
 _KINDS = {kind: orjson.dumps(kind) for kind in get_args(Kind)}

@@ -53,11 +53,29 @@ def number(value: Any) -> str:
 
 # kind -> (table, [(column, formatter)]); the id column comes first in every table.
 TABLES: dict[Kind, tuple[str, list[tuple[str, Formatter]]]] = {
-    "log": ("logs", [("service", text), ("level", text), ("message", text),
-                     ("timestamp", text), ("attributes", json), ("received_at", text)]),
-    "health": ("health_pings", [("service", text), ("status", text), ("latency_ms", number),
-                                ("details", json), ("target_id", number),
-                                ("timestamp", text), ("received_at", text)]),
+    "log": (
+        "logs",
+        [
+            ("service", text),
+            ("level", text),
+            ("message", text),
+            ("timestamp", text),
+            ("attributes", json),
+            ("received_at", text),
+        ],
+    ),
+    "health": (
+        "health_pings",
+        [
+            ("service", text),
+            ("status", text),
+            ("latency_ms", number),
+            ("details", json),
+            ("target_id", number),
+            ("timestamp", text),
+            ("received_at", text),
+        ],
+    ),
 }
 
 
@@ -76,16 +94,22 @@ def copy_rows(kind: Kind, records: Sequence[Record]) -> bytes:
         text = "\n".join([*cast(list[str], candidates), ""])
         if _plain(text, tabs * len(records), len(records)):
             return text.encode()
-    lines = [line if line is not None and _plain(line + "\n", tabs, 1)
-             else _escaped_row(kind, record)
-             for line, record in zip(candidates, records, strict=True)]
+    lines = [
+        line if line is not None and _plain(line + "\n", tabs, 1) else _escaped_row(kind, record)
+        for line, record in zip(candidates, records, strict=True)
+    ]
     return "\n".join([*lines, ""]).encode()
 
 
 def _plain(text: str, tabs: int, newlines: int) -> bool:
     """``text`` has exactly the separators expected and nothing COPY would unescape."""
-    return ("\\" not in text and "\r" not in text and "\x00" not in text
-            and text.count("\t") == tabs and text.count("\n") == newlines)
+    return (
+        "\\" not in text
+        and "\r" not in text
+        and "\x00" not in text
+        and text.count("\t") == tabs
+        and text.count("\n") == newlines
+    )
 
 
 def _escaped_row(kind: Kind, record: Record) -> str:
@@ -140,20 +164,25 @@ class PostgresSink:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresSink:
-        return cls(create_engine(
-            settings, pool_size=max(2, settings.database_pool_size // 2),
-            # No ping (a round trip) before every batch: a dead pooled connection fails
-            # the COPY instead, write_batch invalidates it and the batch is retried.
-            pool_pre_ping=False,
-            connect_args={
-                "connect_timeout": 5,
-                "application_name": f"{settings.service_name}-sink",
-                # A dead server or a stuck COPY must fail the batch, not hang the worker.
-                "options": "-c statement_timeout=60000",
-                "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-                "keepalives_count": 3,
-            },
-        ))
+        return cls(
+            create_engine(
+                settings,
+                pool_size=max(2, settings.database_pool_size // 2),
+                # No ping (a round trip) before every batch: a dead pooled connection fails
+                # the COPY instead, write_batch invalidates it and the batch is retried.
+                pool_pre_ping=False,
+                connect_args={
+                    "connect_timeout": 5,
+                    "application_name": f"{settings.service_name}-sink",
+                    # A dead server or a stuck COPY must fail the batch, not hang the worker.
+                    "options": "-c statement_timeout=60000",
+                    "keepalives": 1,
+                    "keepalives_idle": 10,
+                    "keepalives_interval": 5,
+                    "keepalives_count": 3,
+                },
+            )
+        )
 
     def write_batch(self, records: Sequence[Record]) -> None:
         by_kind: dict[Kind, dict[str, Record]] = {}
@@ -182,7 +211,9 @@ class PostgresSink:
                 for kind, payload in payloads.items():
                     cursor.copy_expert(
                         f"COPY {TABLES[kind][0]} ({column_list(kind)}) FROM STDIN",
-                        io.BytesIO(payload), size=1 << 20)
+                        io.BytesIO(payload),
+                        size=1 << 20,
+                    )
             connection.commit()
         except psycopg2.errors.UniqueViolation:
             connection.rollback()
@@ -198,13 +229,18 @@ class PostgresSink:
                     table = TABLES[kind][0]
                     stage = f"stage_{table}"
                     # Temporary: no WAL, private to this session, gone at commit.
-                    cursor.execute(f"CREATE TEMP TABLE {stage} "
-                                   f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+                    cursor.execute(
+                        f"CREATE TEMP TABLE {stage} "
+                        f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
+                    )
                     columns = column_list(kind)
-                    cursor.copy_expert(f"COPY {stage} ({columns}) FROM STDIN",
-                                       io.BytesIO(payload), size=1 << 20)
-                    cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} "  # noqa: S608
-                                   f"FROM {stage} ON CONFLICT (id) DO NOTHING")
+                    cursor.copy_expert(
+                        f"COPY {stage} ({columns}) FROM STDIN", io.BytesIO(payload), size=1 << 20
+                    )
+                    cursor.execute(
+                        f"INSERT INTO {table} ({columns}) SELECT {columns} "  # noqa: S608
+                        f"FROM {stage} ON CONFLICT (id) DO NOTHING"
+                    )
             connection.commit()
         except BaseException:
             _rollback(connection)

@@ -97,25 +97,34 @@ def _app(server: Server) -> web.Application:
         return web.Response(body=PNG)
 
     @web.middleware
-    async def count(request: web.Request,
-                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                    ) -> web.StreamResponse:
+    async def count(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         server.hits[request.path] += 1
         return await handler(request)
 
     app = web.Application(middlewares=[count])
-    app.add_routes([
-        web.get("/ok.png", ok), web.get("/text-as-png", text_as_png), web.get("/slow", slow),
-        web.get("/drip", drip), web.get("/huge", huge), web.get("/declared-huge", declared_huge),
-        web.get("/redirect/{n}", redirect), web.get("/redirect-to", redirect_to),
-        web.get("/status/{code}", status), web.get("/held", held),
-    ])
+    app.add_routes(
+        [
+            web.get("/ok.png", ok),
+            web.get("/text-as-png", text_as_png),
+            web.get("/slow", slow),
+            web.get("/drip", drip),
+            web.get("/huge", huge),
+            web.get("/declared-huge", declared_huge),
+            web.get("/redirect/{n}", redirect),
+            web.get("/redirect-to", redirect_to),
+            web.get("/status/{code}", status),
+            web.get("/held", held),
+        ]
+    )
     return app
 
 
 @asynccontextmanager
-async def serve(host: str = "127.0.0.1", port: int = 0,
-                ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Server]:
+async def serve(
+    host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[Server]:
     server = Server(host, port, scheme="https" if ssl_context else "http")
     runner = web.AppRunner(_app(server), shutdown_timeout=0.1)
     await runner.setup()
@@ -137,14 +146,23 @@ class ScriptedResolver(AbstractResolver):
         self.answers = list(answers)
         self.lookups: list[str] = []
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         self.lookups.append(host)
         answer = self.answers.pop(0)
         if isinstance(answer, OSError):
             raise answer
-        return [{"hostname": host, "host": answer, "port": port, "family": socket.AF_INET,
-                 "proto": 0, "flags": 0}]
+        return [
+            {
+                "hostname": host,
+                "host": answer,
+                "port": port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": 0,
+            }
+        ]
 
     async def close(self) -> None:
         pass

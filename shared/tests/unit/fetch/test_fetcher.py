@@ -30,8 +30,9 @@ from switchyard.fetch.errors import (
 )
 from switchyard.fetch.fetcher import Fetcher
 
-LOOPBACK = FetchSettings(allow=("127.0.0.1/32",), total_timeout_seconds=5,
-                         connect_timeout_seconds=1)
+LOOPBACK = FetchSettings(
+    allow=("127.0.0.1/32",), total_timeout_seconds=5, connect_timeout_seconds=1
+)
 
 
 def settings(**changes: Any) -> FetchSettings:
@@ -55,17 +56,20 @@ def test_allow_listed_loopback_is_fetched(run: Any, serve: Any) -> None:
     run(scenario())
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:{port}/ok.png",
-    "http://0.0.0.0:{port}/ok.png",
-    "http://[::1]:{port}/ok.png",
-    "http://[::ffff:127.0.0.1]:{port}/ok.png",
-    "http://localhost:{port}/ok.png",
-    "http://127.1:{port}/ok.png",
-    "http://2130706433:{port}/ok.png",
-    "http://0x7f000001:{port}/ok.png",
-    "http://[::]:{port}/ok.png",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/ok.png",
+        "http://0.0.0.0:{port}/ok.png",
+        "http://[::1]:{port}/ok.png",
+        "http://[::ffff:127.0.0.1]:{port}/ok.png",
+        "http://localhost:{port}/ok.png",
+        "http://127.1:{port}/ok.png",
+        "http://2130706433:{port}/ok.png",
+        "http://0x7f000001:{port}/ok.png",
+        "http://[::]:{port}/ok.png",
+    ],
+)
 def test_loopback_in_every_form_is_refused_by_default(run: Any, serve: Any, url: str) -> None:
     async def scenario() -> None:
         async with serve() as server, Fetcher(FetchSettings()) as fetcher:
@@ -77,8 +81,9 @@ def test_loopback_in_every_form_is_refused_by_default(run: Any, serve: Any, url:
     run(scenario())
 
 
-def test_hostname_resolving_to_loopback_is_refused(run: Any, serve: Any,
-                                                   scripted_resolver: Any) -> None:
+def test_hostname_resolving_to_loopback_is_refused(
+    run: Any, serve: Any, scripted_resolver: Any
+) -> None:
     async def scenario() -> None:
         resolver = scripted_resolver("127.0.0.1")
         async with serve() as server, Fetcher(FetchSettings(), resolver=resolver) as fetcher:
@@ -97,24 +102,29 @@ def test_redirect_to_metadata_address_is_refused(run: Any, serve: Any) -> None:
             error = await fetch_error(fetcher, server.url(f"/redirect-to?to={target}"))
             assert isinstance(error, RefusedAddress)
             assert error.url == target
-            for to in ("http://[::1]/x", "http://[::ffff:a9fe:a9fe]/", "file:///etc/passwd",
-                       "//10.0.0.1/x", "http://[::1"):
+            for to in (
+                "http://[::1]/x",
+                "http://[::ffff:a9fe:a9fe]/",
+                "file:///etc/passwd",
+                "//10.0.0.1/x",
+                "http://[::1",
+            ):
                 error = await fetch_error(fetcher, server.url(f"/redirect-to?to={to}"))
                 assert isinstance(error, PermanentFetchError), to
 
     run(scenario())
 
 
-def test_rebinding_connects_to_the_checked_address(run: Any, serve: Any,
-                                                   scripted_resolver: Any) -> None:
+def test_rebinding_connects_to_the_checked_address(
+    run: Any, serve: Any, scripted_resolver: Any
+) -> None:
     """First answer 127.0.0.2 (allowed), a second lookup would say 127.0.0.1 (refused):
     the one lookup's checked address is the one connected to."""
 
     async def scenario() -> None:
         async with serve("127.0.0.2") as allowed, serve("127.0.0.1", allowed.port) as other:
             resolver = scripted_resolver("127.0.0.2", "127.0.0.1")
-            async with Fetcher(settings(allow=("127.0.0.2/32",)),
-                               resolver=resolver) as fetcher:
+            async with Fetcher(settings(allow=("127.0.0.2/32",)), resolver=resolver) as fetcher:
                 fetched = await fetcher.fetch_image(allowed.url("/ok.png", "cdn.example.com"))
             assert fetched.kind == "png"
             assert resolver.lookups == ["cdn.example.com"]
@@ -122,8 +132,7 @@ def test_rebinding_connects_to_the_checked_address(run: Any, serve: Any,
             assert not other.hits
 
             resolver = scripted_resolver("127.0.0.1", "127.0.0.2")
-            async with Fetcher(settings(allow=("127.0.0.2/32",)),
-                               resolver=resolver) as fetcher:
+            async with Fetcher(settings(allow=("127.0.0.2/32",)), resolver=resolver) as fetcher:
                 error = await fetch_error(fetcher, allowed.url("/ok.png", "cdn.example.com"))
             assert isinstance(error, RefusedAddress)
             assert resolver.lookups == ["cdn.example.com"]
@@ -179,12 +188,18 @@ def test_not_an_image_with_an_image_content_type(run: Any, serve: Any) -> None:
     run(scenario())
 
 
-@pytest.mark.parametrize(("code", "kind", "reason"), [
-    (404, HttpRefused, "http_4xx"), (403, HttpRefused, "http_4xx"),
-    (429, ServerUnavailable, "http_429"), (503, ServerUnavailable, "http_5xx"),
-])
-def test_statuses_are_classified(run: Any, serve: Any, code: int, kind: type[FetchError],
-                                 reason: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "kind", "reason"),
+    [
+        (404, HttpRefused, "http_4xx"),
+        (403, HttpRefused, "http_4xx"),
+        (429, ServerUnavailable, "http_429"),
+        (503, ServerUnavailable, "http_5xx"),
+    ],
+)
+def test_statuses_are_classified(
+    run: Any, serve: Any, code: int, kind: type[FetchError], reason: str
+) -> None:
     async def scenario() -> None:
         async with serve() as server, Fetcher(LOOPBACK) as fetcher:
             error = await fetch_error(fetcher, server.url(f"/status/{code}"))
@@ -194,8 +209,9 @@ def test_statuses_are_classified(run: Any, serve: Any, code: int, kind: type[Fet
     run(scenario())
 
 
-def test_connection_refused_and_dns_failure_are_transient(run: Any, serve: Any,
-                                                         scripted_resolver: Any) -> None:
+def test_connection_refused_and_dns_failure_are_transient(
+    run: Any, serve: Any, scripted_resolver: Any
+) -> None:
     async def scenario() -> None:
         async with serve() as server:
             port = server.port
@@ -216,8 +232,9 @@ def test_one_slow_host_does_not_starve_the_others(run: Any, serve: Any) -> None:
         async with serve("127.0.0.1") as slow, serve("127.0.0.2") as fast:
             limits = settings(allow=("127.0.0.0/30",), max_concurrency=3, max_per_host=2)
             async with Fetcher(limits) as fetcher:
-                stuck = [asyncio.create_task(fetcher.fetch_image(slow.url("/held")))
-                         for _ in range(6)]
+                stuck = [
+                    asyncio.create_task(fetcher.fetch_image(slow.url("/held"))) for _ in range(6)
+                ]
                 await asyncio.sleep(0.3)
                 assert slow.max_in_flight == 2
                 async with asyncio.timeout(2):
@@ -231,15 +248,35 @@ def test_one_slow_host_does_not_starve_the_others(run: Any, serve: Any) -> None:
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
-def test_tls_verifies_the_hostname_on_the_checked_address(run: Any, serve: Any,
-                                                          scripted_resolver: Any,
-                                                          tmp_path: Path) -> None:
+def test_tls_verifies_the_hostname_on_the_checked_address(
+    run: Any, serve: Any, scripted_resolver: Any, tmp_path: Path
+) -> None:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=images.test",
-                    "-addext", "subjectAltName=DNS:images.test"],
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=images.test",
+            "-addext",
+            "subjectAltName=DNS:images.test",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     trust = ssl.create_default_context(cafile=str(cert))

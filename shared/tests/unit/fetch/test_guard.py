@@ -47,8 +47,10 @@ def test_non_public_addresses_are_refused(address: str, why: str) -> None:
     assert isinstance(caught.value, PermanentFetchError)
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700::1111",
-                                     "2002:5db8:d70e::1", "64:ff9b::808:808"])
+@pytest.mark.parametrize(
+    "address",
+    ["93.184.215.14", "8.8.8.8", "2606:4700::1111", "2002:5db8:d70e::1", "64:ff9b::808:808"],
+)
 def test_public_addresses_pass(address: str) -> None:
     assert AddressGuard().refusal(address) is None
 
@@ -68,21 +70,24 @@ def test_metadata_needs_to_be_allowed_by_name() -> None:
     assert AddressGuard(["169.254.169.254/32"]).refusal("169.254.169.254") is None
 
 
-@pytest.mark.parametrize(("url", "reason"), [
-    ("ftp://example.com/a.jpg", "bad_scheme"),
-    ("file:///etc/passwd", "bad_scheme"),
-    ("gopher://example.com/", "bad_scheme"),
-    ("http://user:pw@example.com/a.jpg", "credentials_in_url"),
-    ("http://user@example.com/a.jpg", "credentials_in_url"),
-    ("http:///a.jpg", "bad_url"),
-    ("http://[::1/", "bad_url"),
-    ("http://10.0.0.1/a.jpg", "refused_address"),
-    ("http://0.0.0.0:8080/", "refused_address"),
-    ("http://[::1]/a.jpg", "refused_address"),
-    ("http://[::ffff:127.0.0.1]/a.jpg", "refused_address"),
-    ("http://[::]/", "refused_address"),
-    ("https://169.254.169.254/latest/meta-data/", "refused_address"),
-])
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("ftp://example.com/a.jpg", "bad_scheme"),
+        ("file:///etc/passwd", "bad_scheme"),
+        ("gopher://example.com/", "bad_scheme"),
+        ("http://user:pw@example.com/a.jpg", "credentials_in_url"),
+        ("http://user@example.com/a.jpg", "credentials_in_url"),
+        ("http:///a.jpg", "bad_url"),
+        ("http://[::1/", "bad_url"),
+        ("http://10.0.0.1/a.jpg", "refused_address"),
+        ("http://0.0.0.0:8080/", "refused_address"),
+        ("http://[::1]/a.jpg", "refused_address"),
+        ("http://[::ffff:127.0.0.1]/a.jpg", "refused_address"),
+        ("http://[::]/", "refused_address"),
+        ("https://169.254.169.254/latest/meta-data/", "refused_address"),
+    ],
+)
 def test_bad_urls_are_refused_with_a_reason(url: str, reason: str) -> None:
     with pytest.raises((RefusedUrl, RefusedAddress)) as caught:
         AddressGuard().check_url(url)
@@ -95,7 +100,8 @@ def test_names_and_any_port_pass_the_url_check() -> None:
 
 
 def test_allow_setting_is_comma_separated_and_names_bad_entries(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("SWITCHYARD_CONFIG", "")
     monkeypatch.setenv("FETCH__ALLOW", "127.0.0.1/32, ::1,10.0.0.0/8")
     allow = load_settings().fetch.allow

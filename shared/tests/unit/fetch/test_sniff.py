@@ -8,8 +8,9 @@ from PIL import Image
 from switchyard.fetch.sniff import image_kind
 
 
-@pytest.mark.parametrize(("fmt", "kind"), [("JPEG", "jpeg"), ("PNG", "png"), ("GIF", "gif"),
-                                           ("WEBP", "webp")])
+@pytest.mark.parametrize(
+    ("fmt", "kind"), [("JPEG", "jpeg"), ("PNG", "png"), ("GIF", "gif"), ("WEBP", "webp")]
+)
 def test_images_are_known_by_their_magic_bytes(fmt: str, kind: str) -> None:
     out = io.BytesIO()
     Image.new("RGB", (8, 8), "green").save(out, fmt)

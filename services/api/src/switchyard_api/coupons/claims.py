@@ -21,13 +21,15 @@ _LEARNT = (Outcome.CLAIMED, Outcome.ALREADY_CLAIMED)
 
 
 class ClaimService:
-    def __init__(self, store: CouponStore, gate: ClaimGate | None,
-                 settings: CouponSettings) -> None:
+    def __init__(
+        self, store: CouponStore, gate: ClaimGate | None, settings: CouponSettings
+    ) -> None:
         self._store = store
         self._gate = gate
         self._strategy = settings.strategy
         self._group: GroupCommit[ClaimRequest, Outcome] = GroupCommit(
-            self._run_batch, settings.max_batch, "coupons.claims")
+            self._run_batch, settings.max_batch, "coupons.claims"
+        )
 
     def claim(self, coupon: str, request: ClaimRequest) -> Outcome:
         if self._strategy == "for_update":
@@ -43,11 +45,15 @@ class ClaimService:
             self._teach(self._gate, coupon, requests, result)
         return result.outcomes
 
-    def _teach(self, gate: ClaimGate, coupon: str, requests: list[ClaimRequest],
-               result: BatchResult) -> None:
+    def _teach(
+        self, gate: ClaimGate, coupon: str, requests: list[ClaimRequest], result: BatchResult
+    ) -> None:
         """Give the gate what the committed batch proved; this can fail no answer."""
-        learnt = [request.user_id for request, outcome
-                  in zip(requests, result.outcomes, strict=True) if outcome in _LEARNT]
+        learnt = [
+            request.user_id
+            for request, outcome in zip(requests, result.outcomes, strict=True)
+            if outcome in _LEARNT
+        ]
         if learnt:
             gate.learn_claimants(coupon, learnt)
         if result.sold_out and result.amount <= gate.max_claimants:

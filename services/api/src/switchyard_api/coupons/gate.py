@@ -37,6 +37,8 @@ from switchyard_api.coupons.store import Outcome
 log = get_logger(__name__)
 COMPLETE = ""
 _CHUNK = 10_000  # members per SADD, so no single command gets huge
+
+
 class ClaimGate:
     def __init__(self, client: redis.Redis, prefix: str, settings: CouponSettings) -> None:
         self._client = client
@@ -59,8 +61,11 @@ class ClaimGate:
 
     def _rest(self, exc: redis.RedisError) -> None:
         if self.redis_available:
-            log.warning("coupon gate: Redis failed; it is skipped for a while",
-                        error=str(exc), retry_in_s=self._retry_seconds)
+            log.warning(
+                "coupon gate: Redis failed; it is skipped for a while",
+                error=str(exc),
+                retry_in_s=self._retry_seconds,
+            )
         self._resting_until = time.monotonic() + self._retry_seconds
 
     def answer(self, coupon: str, user_id: str) -> Outcome | None:
@@ -86,8 +91,7 @@ class ClaimGate:
             self._rest(exc)
             metrics.cache_requests_total.labels("coupons", "error").inc()
             return None
-        outcome = (Outcome.ALREADY_CLAIMED if claimed
-                   else Outcome.SOLD_OUT if complete else None)
+        outcome = Outcome.ALREADY_CLAIMED if claimed else Outcome.SOLD_OUT if complete else None
         metrics.cache_requests_total.labels("coupons", "miss" if outcome is None else "hit").inc()
         return outcome
 
@@ -118,7 +122,7 @@ class ClaimGate:
         try:
             pipeline = self._client.pipeline(transaction=complete)
             for start in range(0, len(ordered), _CHUNK):
-                pipeline.sadd(key, *ordered[start:start + _CHUNK])
+                pipeline.sadd(key, *ordered[start : start + _CHUNK])
             pipeline.expire(key, self._ttl)
             pipeline.execute()
         except redis.RedisError as exc:

@@ -36,8 +36,9 @@ class _Waiter(Generic[Item, Result]):
 
 
 class GroupCommit(Generic[Item, Result]):
-    def __init__(self, run: Callable[[str, list[Item]], Sequence[Result]], max_batch: int,
-                 metric_label: str) -> None:
+    def __init__(
+        self, run: Callable[[str, list[Item]], Sequence[Result]], max_batch: int, metric_label: str
+    ) -> None:
         self._run = run
         self._max_batch = max_batch
         self._metric_label = metric_label

@@ -15,7 +15,6 @@ MAX_AMOUNT = 2_147_483_647  # PostgreSQL integer
 RESERVED_NAME = "claim"
 
 
-
 def _not_reserved(value: str) -> str:
     if value == RESERVED_NAME:
         raise ValueError(f"`{RESERVED_NAME}` is reserved")
@@ -24,16 +23,24 @@ def _not_reserved(value: str) -> str:
 
 CouponName = Annotated[
     str,
-    trimmed(MAX_NAME_LENGTH, f"1-{MAX_NAME_LENGTH} printable characters, no leading or "
-                             f"trailing spaces, not `{RESERVED_NAME}`; case-sensitive"),
+    trimmed(
+        MAX_NAME_LENGTH,
+        f"1-{MAX_NAME_LENGTH} printable characters, no leading or "
+        f"trailing spaces, not `{RESERVED_NAME}`; case-sensitive",
+    ),
     Field(json_schema_extra={"not": {"const": RESERVED_NAME}}),
     AfterValidator(_not_reserved),
 ]
-UserId = Annotated[str, trimmed(128, "1-128 printable characters, no leading or trailing "
-                                     "spaces; compared exactly")]
-Amount = Annotated[int, Field(strict=True, ge=1, le=MAX_AMOUNT,
-                              description=f"stock: an integer from 1 to {MAX_AMOUNT:,}"),
-                   INTEGRAL]
+UserId = Annotated[
+    str, trimmed(128, "1-128 printable characters, no leading or trailing spaces; compared exactly")
+]
+Amount = Annotated[
+    int,
+    Field(
+        strict=True, ge=1, le=MAX_AMOUNT, description=f"stock: an integer from 1 to {MAX_AMOUNT:,}"
+    ),
+    INTEGRAL,
+]
 
 
 class CouponNameConverter(BaseConverter):

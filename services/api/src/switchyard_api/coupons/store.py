@@ -68,8 +68,12 @@ class BatchResult:
 
 
 def _claimed(name: str, user_id: str) -> CloudEvent:
-    return CloudEvent(type="coupon.claimed", source=SOURCE, subject=name,
-                      data={"coupon_name": name, "user_id": user_id})
+    return CloudEvent(
+        type="coupon.claimed",
+        source=SOURCE,
+        subject=name,
+        data={"coupon_name": name, "user_id": user_id},
+    )
 
 
 class CouponStore:
@@ -81,51 +85,77 @@ class CouponStore:
         """False when the name is taken (coupons are never deleted, so it stays taken)."""
         with self.engine.begin() as connection:
             created = connection.execute(
-                insert(coupons).values(name=name, amount=amount, remaining_amount=amount)
-                .on_conflict_do_nothing().returning(coupons.c.name)
+                insert(coupons)
+                .values(name=name, amount=amount, remaining_amount=amount)
+                .on_conflict_do_nothing()
+                .returning(coupons.c.name)
             ).first()
             if created is None:
                 return False
-            event = CloudEvent(type="coupon.created", source=SOURCE, subject=name,
-                               data={"name": name, "amount": amount})
+            event = CloudEvent(
+                type="coupon.created",
+                source=SOURCE,
+                subject=name,
+                data={"name": name, "amount": amount},
+            )
             add_event(connection, self.topic, event, key=name, request_id=request_id)
         return True
 
     def get(self, name: str) -> dict[str, Any] | None:
         # One statement, one snapshot: claimed_by always agrees with remaining_amount.
         with self.engine.connect() as connection:
-            row = connection.execute(sa.text(
-                "SELECT name, amount, remaining_amount, ARRAY(SELECT user_id FROM claims"
-                " WHERE coupon_name = coupons.name ORDER BY id) AS claimed_by"
-                " FROM coupons WHERE name = :name"
-            ), {"name": name}).mappings().first()
+            row = (
+                connection.execute(
+                    sa.text(
+                        "SELECT name, amount, remaining_amount, ARRAY(SELECT user_id FROM claims"
+                        " WHERE coupon_name = coupons.name ORDER BY id) AS claimed_by"
+                        " FROM coupons WHERE name = :name"
+                    ),
+                    {"name": name},
+                )
+                .mappings()
+                .first()
+            )
         return dict(row) if row else None
 
     def claimants(self, name: str) -> list[str]:
         with self.engine.connect() as connection:
-            return list(connection.execute(
-                sa.select(claims.c.user_id).where(claims.c.coupon_name == name)
-            ).scalars())
+            return list(
+                connection.execute(
+                    sa.select(claims.c.user_id).where(claims.c.coupon_name == name)
+                ).scalars()
+            )
 
     def claim_for_update(self, name: str, request: ClaimRequest) -> Outcome:
         with self.engine.begin() as connection:
             remaining = connection.execute(
-                sa.select(coupons.c.remaining_amount).where(coupons.c.name == name)
+                sa.select(coupons.c.remaining_amount)
+                .where(coupons.c.name == name)
                 .with_for_update()
             ).scalar()
             if remaining is None:
                 return Outcome.NO_COUPON
-            if connection.execute(sa.select(claims.c.id).where(
-                    claims.c.coupon_name == name, claims.c.user_id == request.user_id)).first():
+            if connection.execute(
+                sa.select(claims.c.id).where(
+                    claims.c.coupon_name == name, claims.c.user_id == request.user_id
+                )
+            ).first():
                 return Outcome.ALREADY_CLAIMED
             if remaining == 0:
                 return Outcome.SOLD_OUT
-            connection.execute(sa.insert(claims).values(user_id=request.user_id,
-                                                        coupon_name=name))
-            connection.execute(sa.update(coupons).where(coupons.c.name == name)
-                               .values(remaining_amount=coupons.c.remaining_amount - 1))
-            add_event(connection, self.topic, _claimed(name, request.user_id), key=name,
-                      request_id=request.request_id)
+            connection.execute(sa.insert(claims).values(user_id=request.user_id, coupon_name=name))
+            connection.execute(
+                sa.update(coupons)
+                .where(coupons.c.name == name)
+                .values(remaining_amount=coupons.c.remaining_amount - 1)
+            )
+            add_event(
+                connection,
+                self.topic,
+                _claimed(name, request.user_id),
+                key=name,
+                request_id=request.request_id,
+            )
         return Outcome.CLAIMED
 
     def claim_conditional(self, name: str, request: ClaimRequest) -> Outcome:
@@ -134,25 +164,36 @@ class CouponStore:
         with self.engine.connect() as connection, connection.begin() as transaction:
             try:
                 inserted = connection.execute(
-                    insert(claims).values(user_id=request.user_id, coupon_name=name)
-                    .on_conflict_do_nothing().returning(claims.c.id)
+                    insert(claims)
+                    .values(user_id=request.user_id, coupon_name=name)
+                    .on_conflict_do_nothing()
+                    .returning(claims.c.id)
                 ).first()
             except sa.exc.IntegrityError as exc:
                 if getattr(exc.orig, "pgcode", None) != _FOREIGN_KEY_VIOLATION:
                     raise
                 transaction.rollback()
                 return Outcome.NO_COUPON
-            taken = inserted is not None and connection.execute(
-                sa.update(coupons)
-                .where(coupons.c.name == name, coupons.c.remaining_amount > 0)
-                .values(remaining_amount=coupons.c.remaining_amount - 1)
-                .returning(coupons.c.name)
-            ).first() is not None
+            taken = (
+                inserted is not None
+                and connection.execute(
+                    sa.update(coupons)
+                    .where(coupons.c.name == name, coupons.c.remaining_amount > 0)
+                    .values(remaining_amount=coupons.c.remaining_amount - 1)
+                    .returning(coupons.c.name)
+                ).first()
+                is not None
+            )
             if not taken:
                 transaction.rollback()  # a sold-out claim's row goes with it
                 return Outcome.ALREADY_CLAIMED if inserted is None else Outcome.SOLD_OUT
-            add_event(connection, self.topic, _claimed(name, request.user_id), key=name,
-                      request_id=request.request_id)
+            add_event(
+                connection,
+                self.topic,
+                _claimed(name, request.user_id),
+                key=name,
+                request_id=request.request_id,
+            )
         return Outcome.CLAIMED
 
     def claim_batch(self, name: str, requests: Sequence[ClaimRequest]) -> BatchResult:
@@ -170,11 +211,18 @@ class CouponStore:
             headers.append(orjson.dumps(header).decode())
         autocommit = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         with autocommit as connection:
-            row = connection.execute(_CLAIM_BATCH, {
-                "coupon": name, "user_ids": [request.user_id for request in requests],
-                "event_ids": [event.id for event in events],
-                "payloads": [event.to_json() for event in events], "headers": headers,
-                "topic": self.topic, "channel": NOTIFY_CHANNEL,
-            }).one()
-        return BatchResult([Outcome(status) for status in row.o_outcomes],
-                           row.o_amount or 0, row.o_remaining or 0)
+            row = connection.execute(
+                _CLAIM_BATCH,
+                {
+                    "coupon": name,
+                    "user_ids": [request.user_id for request in requests],
+                    "event_ids": [event.id for event in events],
+                    "payloads": [event.to_json() for event in events],
+                    "headers": headers,
+                    "topic": self.topic,
+                    "channel": NOTIFY_CHANNEL,
+                },
+            ).one()
+        return BatchResult(
+            [Outcome(status) for status in row.o_outcomes], row.o_amount or 0, row.o_remaining or 0
+        )

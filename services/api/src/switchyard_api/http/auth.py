@@ -21,10 +21,17 @@ def require_admin(view: Callable[P, R]) -> Callable[P, R]:
         token = current_app.extensions["switchyard"].settings.admin_token
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
-        if token is None or scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), token.get_secret_value().encode()
+        if (
+            token is None
+            or scheme.lower() != "bearer"
+            or not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode())
         ):
-            raise Problem(401, "This endpoint needs `Authorization: Bearer <ADMIN_TOKEN>`.",
-                          slug="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+            raise Problem(
+                401,
+                "This endpoint needs `Authorization: Bearer <ADMIN_TOKEN>`.",
+                slug="unauthorized",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return view(*args, **kwargs)
+
     return guarded

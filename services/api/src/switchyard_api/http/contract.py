@@ -83,18 +83,28 @@ def openapi_path(rule: str) -> tuple[str, dict[str, Any]]:
     def replace(match: re.Match[str]) -> str:
         converter, name = match.group(1) or "default", match.group(2)
         # werkzeug's int converter matches digits only: never a sign.
-        params[name] = {"type": "integer", "minimum": 0} if converter == "int" else {
-            "type": "string"}
+        params[name] = (
+            {"type": "integer", "minimum": 0} if converter == "int" else {"type": "string"}
+        )
         return "{" + name + "}"
 
     return _CONVERTER.sub(replace, rule), params
 
 
 def endpoint(
-    blueprint: Blueprint, method: str, rule: str, *, summary: str, tags: tuple[str, ...],
-    responses: Mapping[int, Out], problems: Mapping[int, str] | None = None,
-    body: Body | type[BaseModel] | None = None, query: type[BaseModel] | None = None,
-    path: Mapping[str, Any] | None = None, admin: bool = False, description: str | None = None,
+    blueprint: Blueprint,
+    method: str,
+    rule: str,
+    *,
+    summary: str,
+    tags: tuple[str, ...],
+    responses: Mapping[int, Out],
+    problems: Mapping[int, str] | None = None,
+    body: Body | type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    path: Mapping[str, Any] | None = None,
+    admin: bool = False,
+    description: str | None = None,
 ) -> Callable[[View], Callable[..., Response]]:
     """Route ``rule`` to the view and record its contract.
 
@@ -116,14 +126,27 @@ def endpoint(
         all_problems.setdefault(401, "no or wrong admin token")
     if checkers:
         all_problems.setdefault(404, "nothing by this name")
-    adapters = {status: TypeAdapter(out.model) for status, out in responses.items()
-                if out.model is not None}
+    adapters = {
+        status: TypeAdapter(out.model) for status, out in responses.items() if out.model is not None
+    }
     # The status a view's plain return value goes out with.
     success = min((status for status in responses if status < 300), default=200)
 
     def decorate(view: View) -> Callable[..., Response]:
-        operation = Operation(method.upper(), spec_path, view.__name__, summary, tags,
-                              responses, all_problems, body, query, params, admin, description)
+        operation = Operation(
+            method.upper(),
+            spec_path,
+            view.__name__,
+            summary,
+            tags,
+            responses,
+            all_problems,
+            body,
+            query,
+            params,
+            admin,
+            description,
+        )
         OPERATIONS.append(operation)
 
         @wraps(view)
@@ -142,15 +165,20 @@ def endpoint(
             return _render(reply, reply.status or success, responses, adapters)
 
         guarded = require_admin(handle) if admin else handle
-        blueprint.add_url_rule(rule, view.__name__, guarded, methods=[method.upper()],
-                               provide_automatic_options=False)
+        blueprint.add_url_rule(
+            rule, view.__name__, guarded, methods=[method.upper()], provide_automatic_options=False
+        )
         return guarded
 
     return decorate
 
 
-def _render(reply: Reply, status: int, responses: Mapping[int, Out],
-            adapters: Mapping[int, TypeAdapter[Any]]) -> Response:
+def _render(
+    reply: Reply,
+    status: int,
+    responses: Mapping[int, Out],
+    adapters: Mapping[int, TypeAdapter[Any]],
+) -> Response:
     out = responses.get(status)
     if out is None:
         raise RuntimeError(f"status {status} is not declared for this endpoint")

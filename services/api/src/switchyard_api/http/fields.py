@@ -26,9 +26,10 @@ def explained(pattern: str, message: str) -> str:
 # "Printable": no control characters (Unicode Cc: U+0000-U+001F, U+007F-U+009F).
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
 # Printable text that neither starts nor ends with a space.
-TRIMMED_PATTERN = explained(rf"^[^{_CONTROL} ](?:[^{_CONTROL}]*[^{_CONTROL} ])?$",
-                            "must be printable (no control characters), without leading or "
-                            "trailing spaces")
+TRIMMED_PATTERN = explained(
+    rf"^[^{_CONTROL} ](?:[^{_CONTROL}]*[^{_CONTROL} ])?$",
+    "must be printable (no control characters), without leading or trailing spaces",
+)
 # PostgreSQL text cannot hold NUL; everything else is stored as sent.
 NO_NUL_PATTERN = explained(r"^[^\x00]*$", "must not contain NUL (\\u0000)")
 
@@ -36,14 +37,19 @@ NO_NUL_PATTERN = explained(r"^[^\x00]*$", "must not contain NUL (\\u0000)")
 def trimmed(max_length: int, description: str) -> Any:
     """``Annotated[str, trimmed(n, ...)]``: printable text of 1 to n characters without
     leading or trailing spaces."""
-    return Field(min_length=1, max_length=max_length, pattern=TRIMMED_PATTERN,
-                 description=description)
+    return Field(
+        min_length=1, max_length=max_length, pattern=TRIMMED_PATTERN, description=description
+    )
 
 
 def text(min_length: int, max_length: int, description: str | None = None) -> Any:
     """``Annotated[str, text(...)]``: any text PostgreSQL holds (no NUL)."""
-    return Field(min_length=min_length, max_length=max_length, pattern=NO_NUL_PATTERN,
-                 description=description)
+    return Field(
+        min_length=min_length,
+        max_length=max_length,
+        pattern=NO_NUL_PATTERN,
+        description=description,
+    )
 
 
 def without_null(schema: dict[str, Any]) -> dict[str, Any]:
@@ -80,8 +86,10 @@ _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]
 
 def _rfc3339(value: Any) -> Any:
     if not isinstance(value, str) or not _RFC3339.match(value):
-        raise ValueError("must be an RFC 3339 date-time with an offset, "
-                         "e.g. 2026-11-22T10:00:00Z (at most 6 fractional digits)")
+        raise ValueError(
+            "must be an RFC 3339 date-time with an offset, "
+            "e.g. 2026-11-22T10:00:00Z (at most 6 fractional digits)"
+        )
     return value
 
 
@@ -97,8 +105,13 @@ Timestamp = Annotated[
     datetime,
     BeforeValidator(_rfc3339),
     AfterValidator(_in_utc),
-    WithJsonSchema({"type": "string", "format": "date-time",
-                    "description": "RFC 3339 with an offset, at most 6 fractional digits"}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 with an offset, at most 6 fractional digits",
+        }
+    ),
 ]
 
 COMPONENT_REF = "x-component-ref"
@@ -115,16 +128,19 @@ def _json_value_schema() -> dict[str, Any]:
 # Any JSON PostgreSQL's jsonb and our serialiser hold; a component of the document.
 JSON_VALUE_SCHEMA: dict[str, Any] = {
     "description": "any JSON; a number without a fractional part (1e30 too) fits signed "
-                   "64 bits; strings hold no NUL",
+    "64 bits; strings hold no NUL",
     "anyOf": [
-        {"type": "null"}, {"type": "boolean"},
+        {"type": "null"},
+        {"type": "boolean"},
         {"type": "string", "pattern": NO_NUL_PATTERN},
         {"type": "integer", "minimum": INT64[0], "maximum": INT64[1]},
-        {"type": "number", "not": {"type": "integer"}, "minimum": -FLOAT_MAX,
-         "maximum": FLOAT_MAX},
+        {"type": "number", "not": {"type": "integer"}, "minimum": -FLOAT_MAX, "maximum": FLOAT_MAX},
         {"type": "array", "items": _json_value_schema()},
-        {"type": "object", "additionalProperties": _json_value_schema(),
-         "propertyNames": {"pattern": NO_NUL_PATTERN}},
+        {
+            "type": "object",
+            "additionalProperties": _json_value_schema(),
+            "propertyNames": {"pattern": NO_NUL_PATTERN},
+        },
     ],
 }
 
@@ -174,6 +190,11 @@ def _storable(value: dict[str, Any]) -> dict[str, Any]:
 JsonObject = Annotated[
     dict[str, Any],
     AfterValidator(_storable),
-    WithJsonSchema({"type": "object", "additionalProperties": _json_value_schema(),
-                    "propertyNames": {"pattern": NO_NUL_PATTERN}}),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "additionalProperties": _json_value_schema(),
+            "propertyNames": {"pattern": NO_NUL_PATTERN},
+        }
+    ),
 ]

@@ -21,8 +21,9 @@ def _decimal(value: Any) -> Any:
     return value
 
 
-Limit = Annotated[int, Field(ge=1, le=1000, description="items per page"),
-                  BeforeValidator(_decimal)]
+Limit = Annotated[
+    int, Field(ge=1, le=1000, description="items per page"), BeforeValidator(_decimal)
+]
 
 
 class PageQuery(BaseModel):

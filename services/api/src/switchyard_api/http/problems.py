@@ -46,13 +46,22 @@ class Problem(Exception):
         }
         if self.errors is not None:
             body["errors"] = self.errors
-        return Response(orjson.dumps(body), status=self.status, headers=self.headers,
-                        mimetype="application/problem+json")
+        return Response(
+            orjson.dumps(body),
+            status=self.status,
+            headers=self.headers,
+            mimetype="application/problem+json",
+        )
 
 
 def invalid_fields(errors: Sequence[Mapping[str, str]], detail: str | None = None) -> Problem:
-    return Problem(400, detail or f"{len(errors)} field(s) are invalid", title="Invalid fields",
-                   slug="invalid-fields", errors=errors)
+    return Problem(
+        400,
+        detail or f"{len(errors)} field(s) are invalid",
+        title="Invalid fields",
+        slug="invalid-fields",
+        errors=errors,
+    )
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -44,8 +44,11 @@ def install(app: Flask, service: str) -> None:
         if response.status_code >= 400:
             # Successes are counted in metrics; failures are worth a line each.
             (log.error if response.status_code >= 500 else log.info)(
-                "request refused", method=request.method, path=request.path,
-                status=response.status_code, duration_ms=round(elapsed * 1000, 2),
+                "request refused",
+                method=request.method,
+                path=request.path,
+                status=response.status_code,
+                duration_ms=round(elapsed * 1000, 2),
             )
         return response
 

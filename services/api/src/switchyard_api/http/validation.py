@@ -19,13 +19,21 @@ def read_json() -> Any:
     """The request body as JSON; whatever the Content-Type says, so plain `curl -d` works."""
     raw = request.get_data(cache=True)
     if not raw.strip():
-        raise Problem(400, "The request body is empty; send a JSON document.",
-                      title="Malformed JSON", slug="malformed-json")
+        raise Problem(
+            400,
+            "The request body is empty; send a JSON document.",
+            title="Malformed JSON",
+            slug="malformed-json",
+        )
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise Problem(400, f"The request body is not valid JSON: {exc}",
-                      title="Malformed JSON", slug="malformed-json") from None
+        raise Problem(
+            400,
+            f"The request body is not valid JSON: {exc}",
+            title="Malformed JSON",
+            slug="malformed-json",
+        ) from None
 
 
 def field_path(location: tuple[int | str, ...], prefix: str = "") -> str:

@@ -37,8 +37,11 @@ class BodyParser(Generic[Item]):
         if not items:
             raise invalid_fields([{"field": "body", "message": "send at least one item"}])
         if len(items) > self.max_items:
-            raise Problem(413, f"{len(items)} items in one request; the limit is "
-                               f"{self.max_items}.", slug="too-many-items")
+            raise Problem(
+                413,
+                f"{len(items)} items in one request; the limit is {self.max_items}.",
+                slug="too-many-items",
+            )
         return items
 
     def _json(self, raw: bytes) -> list[Item]:
@@ -50,11 +53,13 @@ class BodyParser(Generic[Item]):
             parsed = adapter.validate_json(raw)
         except ValidationError as exc:
             if exc.errors()[0]["type"] == "json_invalid":
-                raise _malformed(f"The request body is not valid JSON: "
-                                 f"{exc.errors()[0]['msg']}") from None
+                raise _malformed(
+                    f"The request body is not valid JSON: {exc.errors()[0]['msg']}"
+                ) from None
             if start not in (b"[", b"{"):
-                raise invalid_fields([{"field": "body",
-                                       "message": "must be a JSON object or array"}]) from None
+                raise invalid_fields(
+                    [{"field": "body", "message": "must be a JSON object or array"}]
+                ) from None
             raise _invalid(errors_from(exc)) from None
         return parsed if isinstance(parsed, list) else [parsed]
 
@@ -69,8 +74,12 @@ class BodyParser(Generic[Item]):
             except ValidationError as exc:
                 first = exc.errors()[0]
                 if first["type"] == "json_invalid":
-                    errors.append({"field": f"[{index}]",
-                                   "message": f"line is not valid JSON: {first['msg']}"})
+                    errors.append(
+                        {
+                            "field": f"[{index}]",
+                            "message": f"line is not valid JSON: {first['msg']}",
+                        }
+                    )
                 elif first["type"] == "model_type":
                     errors.append({"field": f"[{index}]", "message": "must be a JSON object"})
                 else:

@@ -64,17 +64,28 @@ class Ingestor:
         self.producer = producer
         self.budget = InFlightBudget(
             min(ingest.max_in_flight_events, settings.kafka.producer_max_buffered_messages),
-            ingest.max_in_flight_bytes)
+            ingest.max_in_flight_bytes,
+        )
         self.wait = ingest.admission_wait_seconds
         self.retry_after = str(ingest.retry_after_seconds)
 
-    def publish(self, kind: str, topic: str, event_type: str,
-                items: Sequence[tuple[uuid.UUID | None, dict[str, Any]]],
-                request_id: str, received: str) -> None:
+    def publish(
+        self,
+        kind: str,
+        topic: str,
+        event_type: str,
+        items: Sequence[tuple[uuid.UUID | None, dict[str, Any]]],
+        request_id: str,
+        received: str,
+    ) -> None:
         """Each item is (client id, event data with ``service``); raises :class:`Problem`."""
-        shared_headers = [(name, value) for name, value in event_headers(
-            CloudEvent(event_type, SOURCE, None, id=""), request_id, tracing.inject_headers())
-            if name != ID_HEADER]
+        shared_headers = [
+            (name, value)
+            for name, value in event_headers(
+                CloudEvent(event_type, SOURCE, None, id=""), request_id, tracing.inject_headers()
+            )
+            if name != ID_HEADER
+        ]
         fresh_ids = _new_ids(sum(1 for client_id, _ in items if client_id is None))
         records = []
         size = 0
@@ -82,25 +93,41 @@ class Ingestor:
             event_id = str(client_id) if client_id is not None else next(fresh_ids)
             value = orjson.dumps(envelope(event_id, SOURCE, event_type, received, data))
             size += len(value)
-            records.append(OutgoingRecord(topic, value, data["service"].encode(),
-                                          [*shared_headers, (ID_HEADER, event_id.encode())]))
+            records.append(
+                OutgoingRecord(
+                    topic,
+                    value,
+                    data["service"].encode(),
+                    [*shared_headers, (ID_HEADER, event_id.encode())],
+                )
+            )
         if len(records) > self.budget.max_events or size > self.budget.max_bytes:
-            raise Problem(413, "The request holds more than the ingest buffer can take at "
-                               "once; split it.", slug="too-many-items")
+            raise Problem(
+                413,
+                "The request holds more than the ingest buffer can take at once; split it.",
+                slug="too-many-items",
+            )
         if not self.budget.acquire(len(records), size, self.wait):
             metrics.ingest_errors_total.labels(kind, "overloaded").inc()
-            raise Problem(429, "The ingest buffer is full; nothing of this request was "
-                               "published. Retry after the delay.", slug="overloaded",
-                          headers={"Retry-After": self.retry_after})
+            raise Problem(
+                429,
+                "The ingest buffer is full; nothing of this request was "
+                "published. Retry after the delay.",
+                slug="overloaded",
+                headers={"Retry-After": self.retry_after},
+            )
         try:
             # Returns once every delivery report arrived, so the room is free again after.
             self.producer.publish(records)
         except PublishError as exc:
             metrics.ingest_errors_total.labels(kind, "kafka").inc()
-            raise Problem(503, f"Kafka did not acknowledge the events ({exc}); retry. Items "
-                               "with an `id` are stored once however often they are sent.",
-                          slug="kafka-unavailable",
-                          headers={"Retry-After": self.retry_after}) from None
+            raise Problem(
+                503,
+                f"Kafka did not acknowledge the events ({exc}); retry. Items "
+                "with an `id` are stored once however often they are sent.",
+                slug="kafka-unavailable",
+                headers={"Retry-After": self.retry_after},
+            ) from None
         finally:
             self.budget.release(len(records), size)
         metrics.ingest_events_total.labels(kind).inc(len(records))
@@ -114,9 +141,11 @@ def _new_ids(count: int) -> Iterator[str]:
     """Random (version 4) UUIDs from one read of the system's entropy for the request."""
     entropy = os.urandom(16 * count)
     for start in range(0, 16 * count, 16):
-        digits = entropy[start:start + 16].hex()
-        yield (f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-"
-               f"{_VARIANT[digits[16]]}{digits[17:20]}-{digits[20:]}")
+        digits = entropy[start : start + 16].hex()
+        yield (
+            f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-"
+            f"{_VARIANT[digits[16]]}{digits[17:20]}-{digits[20:]}"
+        )
 
 
 # The RFC 4122 variant: the top two bits of the 17th hex digit are 10.

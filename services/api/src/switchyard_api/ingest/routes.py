@@ -64,32 +64,48 @@ def _parts() -> _Parts:
     return services.part("ingest", _Parts)
 
 
-def _publish(kind: str, parser: BodyParser[Any], topic: str, event_type: str,
-             data: Callable[[Any, str], dict[str, Any]]) -> Reply:
+def _publish(
+    kind: str,
+    parser: BodyParser[Any],
+    topic: str,
+    event_type: str,
+    data: Callable[[Any, str], dict[str, Any]],
+) -> Reply:
     """Parse the body whole, publish every item (or none), answer 202 with the count."""
     metrics.ingest_requests_total.labels(kind).inc()
     parts = _parts()
     items = _parsed(parser, kind)
     received = received_now()
-    parts.ingestor.publish(kind, topic, event_type,
-                           [(item.id, data(item, received)) for item in items],
-                           current_request_id(), received)
+    parts.ingestor.publish(
+        kind,
+        topic,
+        event_type,
+        [(item.id, data(item, received)) for item in items],
+        current_request_id(),
+        received,
+    )
     return Reply(Accepted(accepted=len(items)), 202)
 
 
 def _log_data(item: LogIn, received: str) -> dict[str, Any]:
     return {
-        "service": item.service, "level": item.level, "message": item.message,
+        "service": item.service,
+        "level": item.level,
+        "message": item.message,
         "timestamp": item.timestamp.isoformat() if item.timestamp else received,
-        "attributes": item.attributes, "received_at": received,
+        "attributes": item.attributes,
+        "received_at": received,
     }
 
 
 def _ping_data(item: HealthIn, received: str) -> dict[str, Any]:
     return {
-        "service": item.service, "status": item.status, "latency_ms": item.latency_ms,
+        "service": item.service,
+        "status": item.status,
+        "latency_ms": item.latency_ms,
         "timestamp": item.timestamp.isoformat() if item.timestamp else received,
-        "details": item.details, "received_at": received,
+        "details": item.details,
+        "received_at": received,
     }
 
 
@@ -97,14 +113,21 @@ def _post(kind: str, model: str, event_type: str, body: Any) -> dict[str, Any]:
     """One declaration for both POST endpoints: they differ only in the item type."""
     return {
         "summary": f"Ingest {kind}: one object, an array, or NDJSON; each item becomes a "
-                   f"`{event_type}` event on Kafka",
+        f"`{event_type}` event on Kafka",
         "description": "202 only after Kafka acknowledged every event of the request "
-                       "(acks=all); a request is accepted whole or refused whole. Invalid "
-                       "fields are named with the item's index, e.g. `[3].level` (for NDJSON "
-                       "the line's 0-based index).",
+        "(acks=all); a request is accepted whole or refused whole. Invalid "
+        "fields are named with the item's index, e.g. `[3].level` (for NDJSON "
+        "the line's 0-based index).",
         "tags": TAGS,
-        "body": Body(body, parse=False, other_media={"application/x-ndjson": {"schema": {
-            "type": "string", "description": f"one {model} per line"}}}),
+        "body": Body(
+            body,
+            parse=False,
+            other_media={
+                "application/x-ndjson": {
+                    "schema": {"type": "string", "description": f"one {model} per line"}
+                }
+            },
+        ),
         "responses": {202: Out("every event acknowledged by Kafka", Accepted)},
         "problems": {
             413: "body over the limit, or too many items",
@@ -120,8 +143,9 @@ def post_logs() -> Reply:
     return _publish("logs", parts.logs, parts.logs_topic, "log.received", _log_data)
 
 
-@endpoint(ingest, "POST", "/health",
-          **_post("health pings", "HealthIn", "health.reported", HealthBody))
+@endpoint(
+    ingest, "POST", "/health", **_post("health pings", "HealthIn", "health.reported", HealthBody)
+)
 def post_health() -> Reply:
     parts = _parts()
     return _publish("health", parts.pings, parts.health_topic, "health.reported", _ping_data)
@@ -131,29 +155,55 @@ def _parsed(parser: BodyParser[Any], kind: str) -> list[Any]:
     try:
         return parser.parse()
     except Problem as problem:
-        metrics.ingest_errors_total.labels(kind, "invalid" if problem.status == 400
-                                           else "too_large").inc()
+        metrics.ingest_errors_total.labels(
+            kind, "invalid" if problem.status == 400 else "too_large"
+        ).inc()
         raise
     except RequestEntityTooLarge:
         metrics.ingest_errors_total.labels(kind, "too_large").inc()
         raise
 
 
-@endpoint(ingest, "GET", "/logs", summary="Stored log events, newest first (by timestamp)",
-          tags=TAGS, query=LogQuery, responses={200: Out("a page", LogPage)})
+@endpoint(
+    ingest,
+    "GET",
+    "/logs",
+    summary="Stored log events, newest first (by timestamp)",
+    tags=TAGS,
+    query=LogQuery,
+    responses={200: Out("a page", LogPage)},
+)
 def get_logs(query: LogQuery) -> LogPage:
-    items = _parts().store.logs(service=query.service, level=query.level, since=query.since,
-                                until=query.until, q=query.q,
-                                after=_position(query.cursor), limit=query.limit + 1)
+    items = _parts().store.logs(
+        service=query.service,
+        level=query.level,
+        since=query.since,
+        until=query.until,
+        q=query.q,
+        after=_position(query.cursor),
+        limit=query.limit + 1,
+    )
     rows, cursor = _page(items, query.limit)
     return LogPage(items=[LogEntry.model_validate(row) for row in rows], next_cursor=cursor)
 
 
-@endpoint(ingest, "GET", "/health", summary="Stored health pings, newest first (by timestamp)",
-          tags=TAGS, query=HealthQuery, responses={200: Out("a page", HealthPage)})
+@endpoint(
+    ingest,
+    "GET",
+    "/health",
+    summary="Stored health pings, newest first (by timestamp)",
+    tags=TAGS,
+    query=HealthQuery,
+    responses={200: Out("a page", HealthPage)},
+)
 def get_health(query: HealthQuery) -> HealthPage:
-    items = _parts().store.pings(service=query.service, since=query.since, until=query.until,
-                                 after=_position(query.cursor), limit=query.limit + 1)
+    items = _parts().store.pings(
+        service=query.service,
+        since=query.since,
+        until=query.until,
+        after=_position(query.cursor),
+        limit=query.limit + 1,
+    )
     rows, cursor = _page(items, query.limit)
     return HealthPage(items=[HealthPing.model_validate(row) for row in rows], next_cursor=cursor)
 
@@ -171,8 +221,11 @@ def _position(cursor: str | None) -> Position | None:
     try:
         moment = _EPOCH + timedelta(microseconds=int(micros))
     except OverflowError:
-        moment = datetime.max.replace(tzinfo=UTC) if int(micros) > 0 else datetime.min.replace(
-            tzinfo=UTC)
+        moment = (
+            datetime.max.replace(tzinfo=UTC)
+            if int(micros) > 0
+            else datetime.min.replace(tzinfo=UTC)
+        )
     return moment, uuid.UUID(hex=item_id)
 
 

@@ -21,12 +21,12 @@ Level = Literal["debug", "info", "warning", "error", "critical"]
 Status = Literal["up", "down", "degraded"]
 # The position after an item: microseconds since the Unix epoch, then the item's id.
 CURSOR_PATTERN = explained(r"^-?[0-9]{1,18}_[0-9a-f]{32}$", "not a cursor this API issues")
-Cursor = Annotated[str, Field(pattern=CURSOR_PATTERN,
-                              description="`next_cursor` of the previous page")]
+Cursor = Annotated[
+    str, Field(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page")
+]
 
 _TIMESTAMP = "RFC 3339 with an offset; default: the time the API received it"
-_ID = ("client-chosen UUID: a retried request with the same ids is stored once; "
-       "default: a new UUID")
+_ID = "client-chosen UUID: a retried request with the same ids is stored once; default: a new UUID"
 
 
 class LogIn(BaseModel):
@@ -62,19 +62,17 @@ class Accepted(BaseModel):
 
 
 class HealthQuery(PageQuery):
-    service: Service | None = Field(default=None,
-                                                    description="exact service name")
-    since: Timestamp | None = Field(default=None,
-                                                    description="RFC 3339, inclusive")
-    until: Timestamp | None = Field(default=None,
-                                                    description="RFC 3339, exclusive")
+    service: Service | None = Field(default=None, description="exact service name")
+    since: Timestamp | None = Field(default=None, description="RFC 3339, inclusive")
+    until: Timestamp | None = Field(default=None, description="RFC 3339, exclusive")
     cursor: Cursor | None = None
 
 
 class LogQuery(HealthQuery):
     level: Level | None = Field(default=None, description="exact level")
     q: Annotated[str, text(1, 200)] | None = Field(
-        default=None, description="case-insensitive substring of the message")
+        default=None, description="case-insensitive substring of the message"
+    )
 
 
 class LogEntry(BaseModel):

@@ -19,11 +19,14 @@ pings = HealthPing.__table__
 # numbers jsonb holds (beyond 64 bits, beyond a double), and no stored row may fail a read.
 LOG_COLUMNS: list[ColumnElement[Any]] = [
     *(logs.c[name] for name in ("id", "service", "level", "message", "timestamp")),
-    sa.cast(logs.c.attributes, sa.Text).label("attributes"), logs.c.received_at]
+    sa.cast(logs.c.attributes, sa.Text).label("attributes"),
+    logs.c.received_at,
+]
 PING_COLUMNS: list[ColumnElement[Any]] = [
     *(pings.c[name] for name in ("id", "service", "status", "latency_ms")),
     sa.cast(pings.c.details, sa.Text).label("details"),
-    *(pings.c[name] for name in ("target_id", "timestamp", "received_at"))]
+    *(pings.c[name] for name in ("target_id", "timestamp", "received_at")),
+]
 JSON_COLUMNS = ("attributes", "details")
 
 
@@ -45,6 +48,7 @@ def _row(row: sa.RowMapping) -> dict[str, Any]:
             item[name] = _parse_json(item[name])
     return item
 
+
 Position = tuple[datetime, uuid.UUID]
 
 
@@ -53,13 +57,21 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _page(table: sa.FromClause, columns: list[ColumnElement[Any]],
-          conditions: list[sa.ColumnElement[bool]], after: Position | None,
-          limit: int) -> sa.Select[Any]:
+def _page(
+    table: sa.FromClause,
+    columns: list[ColumnElement[Any]],
+    conditions: list[sa.ColumnElement[bool]],
+    after: Position | None,
+    limit: int,
+) -> sa.Select[Any]:
     if after is not None:
         conditions.append(sa.tuple_(table.c.timestamp, table.c.id) < sa.tuple_(*after))
-    return (sa.select(*columns).where(*conditions)
-            .order_by(table.c.timestamp.desc(), table.c.id.desc()).limit(limit))
+    return (
+        sa.select(*columns)
+        .where(*conditions)
+        .order_by(table.c.timestamp.desc(), table.c.id.desc())
+        .limit(limit)
+    )
 
 
 class IngestStore:
@@ -70,9 +82,17 @@ class IngestStore:
         with self.engine.connect() as connection:
             return [_row(row) for row in connection.execute(statement).mappings()]
 
-    def logs(self, *, service: str | None, level: str | None, since: datetime | None,
-             until: datetime | None, q: str | None, after: Position | None,
-             limit: int) -> list[dict[str, Any]]:
+    def logs(
+        self,
+        *,
+        service: str | None,
+        level: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        q: str | None,
+        after: Position | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
         conditions = _time_range(logs, since, until)
         if service is not None:
             conditions.append(logs.c.service == service)
@@ -82,16 +102,24 @@ class IngestStore:
             conditions.append(logs.c.message.ilike(_like_pattern(q), escape="\\"))
         return self._fetch(_page(logs, LOG_COLUMNS, conditions, after, limit))
 
-    def pings(self, *, service: str | None, since: datetime | None, until: datetime | None,
-              after: Position | None, limit: int) -> list[dict[str, Any]]:
+    def pings(
+        self,
+        *,
+        service: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        after: Position | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
         conditions = _time_range(pings, since, until)
         if service is not None:
             conditions.append(pings.c.service == service)
         return self._fetch(_page(pings, PING_COLUMNS, conditions, after, limit))
 
 
-def _time_range(table: sa.FromClause, since: datetime | None,
-                until: datetime | None) -> list[sa.ColumnElement[bool]]:
+def _time_range(
+    table: sa.FromClause, since: datetime | None, until: datetime | None
+) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = []
     if since is not None:
         conditions.append(table.c.timestamp >= since)

@@ -63,8 +63,10 @@ class UserCache:
         if generation == "unavailable":
             return
         try:
-            self._fill(keys=[self._generation(user_id), self._entry(user_id)],
-                       args=[generation, value, self._ttl])
+            self._fill(
+                keys=[self._generation(user_id), self._entry(user_id)],
+                args=[generation, value, self._ttl],
+            )
         except redis.RedisError as exc:
             log.warning("user cache fill failed", error=str(exc))
 

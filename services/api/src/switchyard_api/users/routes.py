@@ -18,16 +18,21 @@ TAGS = ("users",)
 NO_USER = "no such user"
 _BY_ID = {"operationId": "get_user", "parameters": {"user_id": "$response.body#/id"}}
 # Stateful tests (and readers) follow these from a created user to its other operations.
-_LINKS = {"GetUser": _BY_ID,
-          "PatchUser": {**_BY_ID, "operationId": "patch_user"},
-          "DeleteUser": {**_BY_ID, "operationId": "delete_user"}}
+_LINKS = {
+    "GetUser": _BY_ID,
+    "PatchUser": {**_BY_ID, "operationId": "patch_user"},
+    "DeleteUser": {**_BY_ID, "operationId": "delete_user"},
+}
 
 
 def _build(services: ApiServices) -> tuple[UserStore, UserCache]:
     return (
         UserStore(services.engine, topic_name(services.settings, USERS)),
-        UserCache(services.redis, services.settings.redis_key_prefix,
-                  services.settings.api.user_cache_ttl_seconds),
+        UserCache(
+            services.redis,
+            services.settings.redis_key_prefix,
+            services.settings.api.user_cache_ttl_seconds,
+        ),
     )
 
 
@@ -40,10 +45,22 @@ def _not_found(user_id: int) -> Problem:
     return Problem(404, f"There is no user with id {user_id}.", slug="not-found")
 
 
-@endpoint(users, "POST", "/users", summary="Create a user; publishes user.created", tags=TAGS,
-          body=UserCreate,
-          responses={201: Out("created; Location names it", User, links=_LINKS,
-                              headers={"Location": {"schema": {"type": "string"}}})})
+@endpoint(
+    users,
+    "POST",
+    "/users",
+    summary="Create a user; publishes user.created",
+    tags=TAGS,
+    body=UserCreate,
+    responses={
+        201: Out(
+            "created; Location names it",
+            User,
+            links=_LINKS,
+            headers={"Location": {"schema": {"type": "string"}}},
+        )
+    },
+)
 def create_user(body: UserCreate) -> Reply:
     store, _ = _parts()
     user = store.create(body.model_dump(), current_request_id())
@@ -53,11 +70,17 @@ def create_user(body: UserCreate) -> Reply:
 _CACHE_HEADER = {"X-Cache": {"required": True, "schema": {"enum": ["HIT", "MISS"]}}}
 
 
-@endpoint(users, "GET", "/users/<int:user_id>", tags=TAGS,
-          summary="A user; served from Redis after the first read",
-          responses={200: Out("the user; X-Cache says whether Redis served it", User,
-                              headers=_CACHE_HEADER)},
-          problems={404: NO_USER})
+@endpoint(
+    users,
+    "GET",
+    "/users/<int:user_id>",
+    tags=TAGS,
+    summary="A user; served from Redis after the first read",
+    responses={
+        200: Out("the user; X-Cache says whether Redis served it", User, headers=_CACHE_HEADER)
+    },
+    problems={404: NO_USER},
+)
 def get_user(user_id: int) -> Reply:
     store, cache = _parts()
     cached, generation = cache.get(user_id)
@@ -72,21 +95,37 @@ def get_user(user_id: int) -> Reply:
     return Reply(body, headers={"X-Cache": "MISS"}, raw=True)
 
 
-@endpoint(users, "GET", "/users", summary="List users by id", tags=TAGS, query=UserListQuery,
-          responses={200: Out("a page", UserPage)})
+@endpoint(
+    users,
+    "GET",
+    "/users",
+    summary="List users by id",
+    tags=TAGS,
+    query=UserListQuery,
+    responses={200: Out("a page", UserPage)},
+)
 def list_users(query: UserListQuery) -> UserPage:
     store, _ = _parts()
     after = int(query.cursor) if query.cursor else 0
     items = store.list(after, query.limit + 1)
     more = len(items) > query.limit
     items = items[: query.limit]
-    return UserPage(items=[User.model_validate(item) for item in items],
-                    next_cursor=str(items[-1]["id"]) if more else None)
+    return UserPage(
+        items=[User.model_validate(item) for item in items],
+        next_cursor=str(items[-1]["id"]) if more else None,
+    )
 
 
-@endpoint(users, "PATCH", "/users/<int:user_id>", tags=TAGS, body=UserPatch,
-          summary="Change fields; publishes user.updated; cache invalidated first",
-          responses={200: Out("the user", User)}, problems={404: NO_USER})
+@endpoint(
+    users,
+    "PATCH",
+    "/users/<int:user_id>",
+    tags=TAGS,
+    body=UserPatch,
+    summary="Change fields; publishes user.updated; cache invalidated first",
+    responses={200: Out("the user", User)},
+    problems={404: NO_USER},
+)
 def patch_user(user_id: int, body: UserPatch) -> User:
     store, cache = _parts()
     user = store.update(user_id, body.model_dump(exclude_unset=True), current_request_id())
@@ -96,8 +135,16 @@ def patch_user(user_id: int, body: UserPatch) -> User:
     return User.model_validate(user)
 
 
-@endpoint(users, "DELETE", "/users/<int:user_id>", summary="Delete; publishes user.deleted",
-          tags=TAGS, admin=True, responses={204: Out("deleted")}, problems={404: NO_USER})
+@endpoint(
+    users,
+    "DELETE",
+    "/users/<int:user_id>",
+    summary="Delete; publishes user.deleted",
+    tags=TAGS,
+    admin=True,
+    responses={204: Out("deleted")},
+    problems={404: NO_USER},
+)
 def delete_user(user_id: int) -> Reply:
     store, cache = _parts()
     if not store.delete(user_id, current_request_id()):

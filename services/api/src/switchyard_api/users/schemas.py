@@ -10,12 +10,17 @@ from switchyard_api.http.fields import explained, no_nulls, trimmed
 from switchyard_api.http.pagination import PageQuery
 
 # Digits, spaces and dashes after an optional +; nothing is stripped or rewritten.
-MOBILE_PATTERN = explained(r"^\+?[0-9][0-9 \-]{5,30}$",
-                           "must be 6 to 31 digits, spaces or dashes, optionally after a +")
+MOBILE_PATTERN = explained(
+    r"^\+?[0-9][0-9 \-]{5,30}$", "must be 6 to 31 digits, spaces or dashes, optionally after a +"
+)
 
 Name = Annotated[str, trimmed(200, "1-200 printable characters, no leading or trailing spaces")]
-Mobile = Annotated[str, Field(pattern=MOBILE_PATTERN,
-                              description="6 to 31 digits, spaces or dashes, optional leading +")]
+Mobile = Annotated[
+    str,
+    Field(
+        pattern=MOBILE_PATTERN, description="6 to 31 digits, spaces or dashes, optional leading +"
+    ),
+]
 Latitude = Annotated[float, Field(ge=-90, le=90, strict=True)]
 Longitude = Annotated[float, Field(ge=-180, le=180, strict=True)]
 # The cursor is the last id of the previous page: any such number is a valid position.
@@ -82,4 +87,5 @@ class UserPage(BaseModel):
 
 class UserListQuery(PageQuery):
     cursor: Annotated[str, Field(pattern=USER_CURSOR)] | None = Field(
-        default=None, description="`next_cursor` of the previous page (the last id seen)")
+        default=None, description="`next_cursor` of the previous page (the last id seen)"
+    )

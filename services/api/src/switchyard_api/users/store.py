@@ -23,8 +23,14 @@ def _as_dict(row: sa.RowMapping) -> dict[str, Any]:
     return user
 
 
-def _publish(connection: sa.Connection, topic: str, event_type: str, user_id: int,
-             data: dict[str, Any], request_id: str | None) -> None:
+def _publish(
+    connection: sa.Connection,
+    topic: str,
+    event_type: str,
+    user_id: int,
+    data: dict[str, Any],
+    request_id: str | None,
+) -> None:
     event = CloudEvent(type=event_type, source=SOURCE, subject=str(user_id), data=data)
     add_event(connection, topic, event, key=str(user_id), request_id=request_id)
 
@@ -36,9 +42,11 @@ class UserStore:
 
     def create(self, fields: dict[str, Any], request_id: str | None) -> dict[str, Any]:
         with self.engine.begin() as connection:
-            row = connection.execute(
-                sa.insert(users).values(**fields).returning(*users.c)
-            ).mappings().one()
+            row = (
+                connection.execute(sa.insert(users).values(**fields).returning(*users.c))
+                .mappings()
+                .one()
+            )
             user = _as_dict(row)
             _publish(connection, self.topic, "user.created", user["id"], user, request_id)
         return user
@@ -47,32 +55,54 @@ class UserStore:
         if not 0 < user_id <= MAX_ID:
             return None
         with self.engine.connect() as connection:
-            row = connection.execute(
-                sa.select(*users.c).where(users.c.id == user_id)
-            ).mappings().first()
+            row = (
+                connection.execute(sa.select(*users.c).where(users.c.id == user_id))
+                .mappings()
+                .first()
+            )
         return _as_dict(row) if row else None
 
     def list(self, after_id: int, limit: int) -> list[dict[str, Any]]:
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(*users.c).where(users.c.id > after_id).order_by(users.c.id).limit(limit)
-            ).mappings().all()
+            rows = (
+                connection.execute(
+                    sa.select(*users.c)
+                    .where(users.c.id > after_id)
+                    .order_by(users.c.id)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
         return [_as_dict(row) for row in rows]
 
-    def update(self, user_id: int, changes: dict[str, Any],
-               request_id: str | None) -> dict[str, Any] | None:
+    def update(
+        self, user_id: int, changes: dict[str, Any], request_id: str | None
+    ) -> dict[str, Any] | None:
         if not 0 < user_id <= MAX_ID:
             return None
         with self.engine.begin() as connection:
-            row = connection.execute(
-                sa.update(users).where(users.c.id == user_id)
-                .values(**changes, updated_at=sa.func.now()).returning(*users.c)
-            ).mappings().first()
+            row = (
+                connection.execute(
+                    sa.update(users)
+                    .where(users.c.id == user_id)
+                    .values(**changes, updated_at=sa.func.now())
+                    .returning(*users.c)
+                )
+                .mappings()
+                .first()
+            )
             if row is None:
                 return None
             user = _as_dict(row)
-            _publish(connection, self.topic, "user.updated", user_id,
-                     {**user, "changed": sorted(changes)}, request_id)
+            _publish(
+                connection,
+                self.topic,
+                "user.updated",
+                user_id,
+                {**user, "changed": sorted(changes)},
+                request_id,
+            )
         return user
 
     def delete(self, user_id: int, request_id: str | None) -> bool:
@@ -84,7 +114,5 @@ class UserStore:
             ).first()
             if deleted is None:
                 return False
-            _publish(connection, self.topic, "user.deleted", user_id, {"id": user_id},
-                     request_id)
+            _publish(connection, self.topic, "user.deleted", user_id, {"id": user_id}, request_id)
         return True
-

@@ -18,14 +18,16 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         try:
-            context.configure(connection=connection, target_metadata=Base.metadata,
-                              compare_type=True)
+            context.configure(
+                connection=connection, target_metadata=Base.metadata, compare_type=True
+            )
             with context.begin_transaction():
                 context.run_migrations()
             connection.commit()
         finally:
-            connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"),
-                               {"key": MIGRATION_LOCK_KEY})
+            connection.execute(
+                sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
             connection.commit()
     engine.dispose()
 

@@ -67,6 +67,10 @@ class HealthPing(Base):
         sa.CheckConstraint(_in("status", HEALTH_STATUSES), name="status"),
         sa.Index("ix_health_pings_timestamp_id", "timestamp", "id"),
         sa.Index("ix_health_pings_service_timestamp_id", "service", "timestamp", "id"),
-        sa.Index("ix_health_pings_target_timestamp", "target_id", "timestamp",
-                 postgresql_where=sa.text("target_id IS NOT NULL")),
+        sa.Index(
+            "ix_health_pings_target_timestamp",
+            "target_id",
+            "timestamp",
+            postgresql_where=sa.text("target_id IS NOT NULL"),
+        ),
     )

@@ -29,8 +29,11 @@ class OutboxEvent(Base):
     __table_args__ = (
         # The relay reads only unpublished rows, in id order: keep that index small.
         sa.Index("ix_outbox_unpublished", "id", postgresql_where=sa.text("published_at IS NULL")),
-        sa.Index("ix_outbox_published_at", "published_at",
-                 postgresql_where=sa.text("published_at IS NOT NULL")),
+        sa.Index(
+            "ix_outbox_published_at",
+            "published_at",
+            postgresql_where=sa.text("published_at IS NOT NULL"),
+        ),
     )
 
 

@@ -54,9 +54,7 @@ class Product(Timestamps, Base):
     image_details: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONB, nullable=False, server_default=sa.text("'[]'")
     )
-    attempts: Mapped[int] = mapped_column(
-        sa.Integer, nullable=False, server_default=sa.text("0")
-    )
+    attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default=sa.text("0"))
     processed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     __table_args__ = (

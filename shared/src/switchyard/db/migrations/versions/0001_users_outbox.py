@@ -25,10 +25,12 @@ def upgrade() -> None:
         sa.Column("mobile", sa.String(32), nullable=False),
         sa.Column("latitude", sa.Double(), nullable=False),
         sa.Column("longitude", sa.Double(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude_range"),
         sa.CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_range"),
     )
@@ -40,21 +42,28 @@ def upgrade() -> None:
         sa.Column("key", sa.String(256)),
         sa.Column("payload", sa.LargeBinary(), nullable=False),
         sa.Column("headers", postgresql.JSONB(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("published_at", sa.DateTime(timezone=True)),
         sa.UniqueConstraint("event_id", name="uq_outbox_event_id"),
     )
-    op.create_index("ix_outbox_unpublished", "outbox", ["id"],
-                    postgresql_where=sa.text("published_at IS NULL"))
-    op.create_index("ix_outbox_published_at", "outbox", ["published_at"],
-                    postgresql_where=sa.text("published_at IS NOT NULL"))
+    op.create_index(
+        "ix_outbox_unpublished", "outbox", ["id"], postgresql_where=sa.text("published_at IS NULL")
+    )
+    op.create_index(
+        "ix_outbox_published_at",
+        "outbox",
+        ["published_at"],
+        postgresql_where=sa.text("published_at IS NOT NULL"),
+    )
     op.create_table(
         "processed_events",
         sa.Column("consumer", sa.String(128), primary_key=True),
         sa.Column("event_id", sa.String(64), primary_key=True),
-        sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
     )
 
 

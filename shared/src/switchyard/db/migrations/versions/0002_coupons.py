@@ -75,8 +75,9 @@ def upgrade() -> None:
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("amount", sa.Integer(), nullable=False),
         sa.Column("remaining_amount", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.CheckConstraint("name ~ '^[A-Za-z0-9_-]{1,64}$'", name="name_format"),
         sa.CheckConstraint("amount > 0", name="amount_positive"),
         sa.CheckConstraint("remaining_amount BETWEEN 0 AND amount", name="remaining_in_range"),
@@ -86,8 +87,9 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
         sa.Column("user_id", sa.String(128), nullable=False),
         sa.Column("coupon_name", sa.String(64), sa.ForeignKey("coupons.name"), nullable=False),
-        sa.Column("claimed_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "claimed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.UniqueConstraint("user_id", "coupon_name"),
     )
     op.create_index("ix_claims_coupon_name_id", "claims", ["coupon_name", "id"])

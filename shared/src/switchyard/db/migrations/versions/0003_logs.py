@@ -21,8 +21,9 @@ def _common(*columns: sa.Column[object]) -> list[sa.Column[object]]:
     timestamps = [
         sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("stored_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "stored_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
     ]
     return [
         sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),
@@ -40,8 +41,9 @@ def upgrade() -> None:
             sa.Column("message", sa.Text(), nullable=False),
             sa.Column("attributes", postgresql.JSONB(), nullable=False),
         ),
-        sa.CheckConstraint("level IN ('debug', 'info', 'warning', 'error', 'critical')",
-                           name="level"),
+        sa.CheckConstraint(
+            "level IN ('debug', 'info', 'warning', 'error', 'critical')", name="level"
+        ),
     )
     op.create_index("ix_logs_timestamp_id", "logs", ["timestamp", "id"])
     op.create_index("ix_logs_service_timestamp_id", "logs", ["service", "timestamp", "id"])
@@ -56,10 +58,15 @@ def upgrade() -> None:
         sa.CheckConstraint("status IN ('up', 'down', 'degraded')", name="status"),
     )
     op.create_index("ix_health_pings_timestamp_id", "health_pings", ["timestamp", "id"])
-    op.create_index("ix_health_pings_service_timestamp_id", "health_pings",
-                    ["service", "timestamp", "id"])
-    op.create_index("ix_health_pings_target_timestamp", "health_pings",
-                    ["target_id", "timestamp"], postgresql_where=sa.text("target_id IS NOT NULL"))
+    op.create_index(
+        "ix_health_pings_service_timestamp_id", "health_pings", ["service", "timestamp", "id"]
+    )
+    op.create_index(
+        "ix_health_pings_target_timestamp",
+        "health_pings",
+        ["target_id", "timestamp"],
+        postgresql_where=sa.text("target_id IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
