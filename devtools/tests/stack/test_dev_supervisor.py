@@ -362,4 +362,4 @@ def test_a_group_signal_stops_in_order_and_loses_no_accepted_event(
     assert output.index("batcher stopped") < output.index("stopping kafka")
     assert still_running(stack.seen) == []
 
-    assert stored == accepted
+    assert stored == accepted, output

@@ -99,11 +99,14 @@ class AddressGuard:
         for net, name in _REFUSED:
             if ip in net:
                 return name
-        if isinstance(ip, ipaddress.IPv6Address):
-            for inner in _embedded_ipv4(ip):
+        if isinstance(ip, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(ip)):
+            for inner in embedded:
                 why = self.refusal(inner)
                 if why is not None:
                     return f"{why} ({inner}) embedded in IPv6"
+            # A translation prefix (6to4, NAT64, Teredo): the IPv4 address inside decides.
+            # ipaddress's own verdict on these prefixes changed between 3.11 patch releases.
+            return None
         if not ip.is_global:
             return "not globally routable"
         return None
