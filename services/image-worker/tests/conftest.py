@@ -190,6 +190,18 @@ class ImageWorker:
                 samples[name] = float(value)
         return samples
 
+    def peak_rss_mib(self) -> float:
+        """The process's peak resident memory so far (Linux), in MiB; 0 if unknown."""
+        assert self.process is not None
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return 0.0
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
     def kill(self) -> None:
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGKILL)

@@ -173,7 +173,7 @@ class ImageWorkerSettings(BaseModel):
     fetch_attempts: int = Field(default=4, ge=1, le=20)
     fetch_retry_base_seconds: float = Field(default=0.5, gt=0, le=60)
     fetch_retry_cap_seconds: float = Field(default=10.0, gt=0, le=600)
-    fetch_retry_budget_seconds: float = Field(default=120.0, gt=0, le=3_600)
+    fetch_retry_budget_seconds: float = Field(default=60.0, gt=0, le=3_600)
     # A product whose processing failed for another reason than its images (PostgreSQL
     # down is retried for as long as it takes): attempts before it is marked failed and
     # its event dead-lettered; backoff between attempts.
