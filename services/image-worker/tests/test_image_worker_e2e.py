@@ -99,6 +99,7 @@ def test_five_images_end_done_in_order_within_the_longest_side(
     lines = [e for e in log_entries(worker.logs()) if e.get("product_id") == product]
     assert any(e["message"] == "product processed" for e in lines)
     assert lines and all(e.get("request_id") == request_id for e in lines)
+    assert all(e.get("service") == "image-worker" for e in lines)
 
 
 def test_a_404_and_a_non_image_fail_the_product_and_the_good_image_is_stored(

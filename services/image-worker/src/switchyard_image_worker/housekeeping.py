@@ -6,6 +6,7 @@ again at its next turn; it never stops the worker.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -53,7 +54,12 @@ class Housekeeping:
             ),
         ]
         self._stop = stop
-        self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._run,),
+            name="housekeeping",
+            daemon=True,
+        )
 
     def start(self) -> Housekeeping:
         self._thread.start()

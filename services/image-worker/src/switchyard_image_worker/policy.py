@@ -22,6 +22,9 @@ it takes; anything else: each record retried alone, then given up):
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+import structlog
 
 from switchyard import metrics
 from switchyard.config import ImageWorkerSettings
@@ -29,7 +32,7 @@ from switchyard.errors import is_transient
 from switchyard.events import InvalidEvent
 from switchyard.kafka.policy import Outcome, RetryInPlaceThenDeadLetter, RunnerControls
 from switchyard.kafka.records import BatchHandler, ConsumedEvent
-from switchyard.logging import get_logger
+from switchyard.logging import bind_context, get_logger
 from switchyard_image_worker.handler import named_product, product_job
 from switchyard_image_worker.products import ProductRows
 
@@ -45,7 +48,12 @@ class ImageWorkerPolicy(RetryInPlaceThenDeadLetter):
             settings.max_attempts, settings.retry_base_seconds, settings.retry_cap_seconds
         )
         self.rows = rows
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="products")
+        # The worker thread logs with this thread's context (the service's name).
+        self._worker = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="products",
+            initializer=partial(bind_context, **structlog.contextvars.get_contextvars()),
+        )
 
     def handle(
         self, events: list[ConsumedEvent], handler: BatchHandler, runner: RunnerControls

@@ -13,6 +13,7 @@ start, before anything is consumed, and then periodically.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -77,7 +78,10 @@ def run(context: WorkerContext) -> None:
             log.exception("consumer crashed; stopping the image-worker")
             stop.set()
 
-    thread = threading.Thread(target=consume, name="consumer")
+    # Threads start with an empty context: this one logs with the service's name too.
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(consume,), name="consumer"
+    )
     thread.start()
     log.info(
         "image-worker running",
