@@ -272,3 +272,37 @@ def test_a_deleted_product_is_skipped(
     assert wait_until_finished(engine, [kept])[kept]["status"] == "done"
     assert product_rows(engine, [gone]) == {}
     assert image_server.hits[f"/gone-{run}.jpg"] == 1
+
+
+@pytest.mark.skipif(
+    not os.environ.get("IMAGE_WORKER_BURST_DISTINCT"),
+    reason="a measurement: IMAGE_WORKER_BURST_DISTINCT=<products> (3 new images each)",
+)
+def test_a_burst_of_products_with_their_own_images(
+    worker: ImageWorker,
+    image_server: ImageServer,
+    settings: Settings,
+    producer: EventProducer,
+    engine: sa.Engine,
+    user_id: int,
+) -> None:
+    run, count = _unique(), int(os.environ["IMAGE_WORKER_BURST_DISTINCT"])
+    images = [
+        [
+            image_server.add(
+                f"/own-{run}/{p}/{n}", Route(picture((1200, 900), seed=1000 + 3 * p + n))
+            )
+            for n in range(3)
+        ]
+        for p in range(count)
+    ]
+    products = create_products(engine, user_id, images)
+    started = time.monotonic()
+    publish_created(settings, producer, products)
+    rows = wait_until_finished(engine, products, timeout=max(120, count))
+    elapsed = time.monotonic() - started
+    assert {row["status"] for row in rows.values()} == {"done"}
+    print(
+        f"\n{count} products, {3 * count} distinct 1200x900 JPEGs in {elapsed:.1f}s: "
+        f"{3 * count / elapsed:.0f} images/s, worker peak RSS {worker.peak_rss_mib():.0f} MiB"
+    )
