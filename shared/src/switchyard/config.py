@@ -158,6 +158,34 @@ class ImageWorkerSettings(BaseModel):
     quality: int = Field(default=82, ge=1, le=100)
     # Refused before decoding: width x height x frames above this.
     max_pixels: int = Field(default=50_000_000, ge=1, le=1_000_000_000)
+    # Products taken from Kafka at once and processed concurrently (one batch).
+    max_batch: int = Field(default=16, ge=1, le=1_000)
+    batch_wait_seconds: float = Field(default=0.2, gt=0, le=60)
+    # Images decoded and encoded at once (threads): with max_pixels, this bounds the
+    # memory compression can take (about 4 bytes per pixel per image at once).
+    compress_workers: int = Field(default=2, ge=1, le=64)
+    # Images held at once (downloading, waiting for a compress worker, compressing):
+    # with FETCH__MAX_BYTES, this bounds the memory taken by downloaded bytes.
+    max_images_in_flight: int = Field(default=32, ge=1, le=10_000)
+    # A transient fetch failure (timeout, 5xx, 429, connection, DNS) is retried within
+    # the product: at most this many attempts per image, exponential backoff with full
+    # jitter, and no new attempt once the image has taken ``fetch_retry_budget_seconds``.
+    fetch_attempts: int = Field(default=4, ge=1, le=20)
+    fetch_retry_base_seconds: float = Field(default=0.5, gt=0, le=60)
+    fetch_retry_cap_seconds: float = Field(default=10.0, gt=0, le=600)
+    fetch_retry_budget_seconds: float = Field(default=60.0, gt=0, le=3_600)
+    # A product whose processing failed for another reason than its images (PostgreSQL
+    # down is retried for as long as it takes): attempts before it is marked failed and
+    # its event dead-lettered; backoff between attempts.
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    retry_base_seconds: float = Field(default=0.5, gt=0, le=60)
+    retry_cap_seconds: float = Field(default=15.0, gt=0, le=600)
+    # Temp files a crash left under MEDIA_ROOT are removed at start and every
+    # ``sweep_interval_seconds``, once older than ``sweep_min_age_seconds``.
+    sweep_interval_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    sweep_min_age_seconds: float = Field(default=900.0, ge=0, le=86_400)
+    # How often products_by_status is refreshed (one COUNT ... GROUP BY status).
+    status_refresh_seconds: float = Field(default=15.0, gt=0, le=3_600)
 
 
 class Settings(BaseSettings):
@@ -183,6 +211,8 @@ class Settings(BaseSettings):
     # Port of a worker's /healthz /readyz /metrics server; 0 picks a free one.
     admin_port: int = Field(default=9100, ge=0, le=65535)
     otel_exporter_otlp_endpoint: str | None = None
+    # Where the image-worker stores compressed images (env ``MEDIA_ROOT``);
+    # ``products.compressed_product_images`` holds paths relative to it.
     media_root: Path = Path("var/media")
 
     kafka: KafkaSettings = KafkaSettings()

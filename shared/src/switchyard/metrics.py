@@ -46,8 +46,12 @@ batch_size = Histogram(
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
 )
 batches_flushed_total = Counter("batches_flushed_total", "Batches flushed", ["topic", "reason"])
-worker_failures_total = Counter("worker_failures_total", "Failed sink writes", ["sink"])
-worker_retries_total = Counter("worker_retries_total", "Retried sink writes", ["sink"])
+worker_failures_total = Counter(
+    "worker_failures_total", "Failed sink writes; image-worker work given up", ["sink"]
+)
+worker_retries_total = Counter(
+    "worker_retries_total", "Retried sink writes; image-worker work retried", ["sink"]
+)
 write_latency_seconds = Histogram(
     "write_latency_seconds", "Sink write latency", ["sink"], buckets=LATENCY_BUCKETS
 )
@@ -65,6 +69,36 @@ jobs_in_progress = Gauge(
 )
 job_latency_seconds = Histogram(
     "job_latency_seconds", "Job run time", ["type"], buckets=LATENCY_BUCKETS
+)
+
+# Product images (seed 002): the image-worker. Its retries and failures also count in
+# worker_retries_total{sink="image_fetch"} (a download retried after a transient failure)
+# and worker_failures_total{sink="images"} (an image failed) / {sink="products"} (a
+# product's processing given up as a whole).
+IMAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+images_processed_total = Counter(
+    "images_processed_total",
+    "Product images finished; reason: compressed|reused (ok) or the failure's reason code",
+    ["result", "reason"],
+)
+image_bytes_total = Counter(
+    "image_bytes_total", "Image bytes downloaded (in) and stored per image (out)", ["direction"]
+)
+image_download_seconds = Histogram(
+    "image_download_seconds",
+    "One image download attempt, successful or not",
+    buckets=IMAGE_BUCKETS,
+)
+image_compress_seconds = Histogram(
+    "image_compress_seconds",
+    "Decoding, resizing and encoding one image",
+    buckets=IMAGE_BUCKETS,
+)
+products_processed_total = Counter(
+    "products_processed_total", "Products whose processing finished", ["status"]
+)
+products_by_status = Gauge(
+    "products_by_status", "Products per processing status", ["status"], multiprocess_mode="max"
 )
 
 # Kafka plumbing

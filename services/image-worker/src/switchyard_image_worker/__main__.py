@@ -1,13 +1,14 @@
-"""Entry point: `switchyard-image-worker`."""
+"""Entry point: ``switchyard-image-worker``."""
 
 from __future__ import annotations
 
-from switchyard.service import idle_until_stopped, run_worker
+from switchyard.service import run_worker
 
 
 def main() -> None:
-    # No work of its own yet: it starts, reports its dependencies, and stops cleanly.
-    run_worker("image-worker", idle_until_stopped)
+    from switchyard_image_worker.service import run
+
+    run_worker("image-worker", run, needs=("postgres", "kafka"))
 
 
 if __name__ == "__main__":

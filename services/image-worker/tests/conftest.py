@@ -1,0 +1,353 @@
+"""Real processes for the image-worker's integration tests: image servers, the worker."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from PIL import Image
+
+from switchyard.config import Settings
+from switchyard.db.models import User
+from switchyard.db.models.products import Product
+from switchyard.events import CloudEvent, event_headers
+from switchyard.kafka.client_config import common_config
+from switchyard.kafka.producer import EventProducer, OutgoingRecord
+from switchyard.kafka.topics import PRODUCTS, topic_name
+from switchyard_devtools.bench.stack import script
+from switchyard_devtools.stack.processes import free_port, spawn, stop_process
+from switchyard_devtools.testing.infra import settings_env
+
+LONGEST_SIDE = 400
+
+
+# -- images --------------------------------------------------------------------------
+def picture(size: tuple[int, int], fmt: str = "JPEG", mode: str = "RGB", seed: int = 0) -> bytes:
+    """A noisy picture (so it does not compress to nothing) of ``size``."""
+    rng = random.Random(seed)
+    color = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+    image = Image.new("RGB", size, color)
+    noise = Image.effect_noise((max(1, size[0] // 2), size[1]), 20 + seed % 40).convert("RGB")
+    image.paste(noise, (rng.randrange(max(1, size[0] // 2)), 0))
+    converted = image.convert(mode) if mode != "RGB" else image
+    if mode == "RGBA":
+        converted.putalpha(128)
+    out = io.BytesIO()
+    converted.save(out, fmt)
+    return out.getvalue()
+
+
+# -- an HTTP server for images -------------------------------------------------------
+@dataclass
+class Route:
+    body: bytes
+    content_type: str = "image/jpeg"
+    status: int = 200
+    fail_first: int = 0  # answer ``fail_status`` this many times first
+    fail_status: int = 503
+    gate: threading.Event | None = None  # hold the answer until set
+
+
+@dataclass
+class ImageServer:
+    routes: dict[str, Route] = field(default_factory=dict)
+    hits: Counter[str] = field(default_factory=Counter)
+    port: int = 0
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def add(self, path: str, route: Route) -> str:
+        self.routes[path] = route
+        return self.url(path)
+
+
+@pytest.fixture(scope="session")
+def image_server() -> Iterator[ImageServer]:
+    state = ImageServer()
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            route = state.routes.get(self.path)
+            with lock:
+                state.hits[self.path] += 1
+                hit = state.hits[self.path]
+            if route is None:
+                self._answer(404, b"not found", "text/plain")
+            elif hit <= route.fail_first:
+                self._answer(route.fail_status, b"busy", "text/plain")
+            else:
+                if route.gate is not None:
+                    route.gate.wait(60)
+                self._answer(route.status, route.body, route.content_type)
+
+        def _answer(self, status: int, body: bytes, content_type: str) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except OSError:
+                pass  # the client went away (a killed worker)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.port = int(server.server_address[1])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    for route in state.routes.values():
+        if route.gate is not None:
+            route.gate.set()
+    server.shutdown()
+    server.server_close()
+
+
+# -- the worker process --------------------------------------------------------------
+class ImageWorker:
+    """A ``switchyard-image-worker`` process the test can start, kill and stop."""
+
+    def __init__(self, settings: Settings, workdir: Path, **env: str) -> None:
+        self.workdir = workdir
+        self.media_root = workdir / "media"
+        self.env = {
+            **settings_env(settings),
+            "LOG_LEVEL": "info",
+            "MEDIA_ROOT": str(self.media_root),
+            "FETCH__ALLOW": "127.0.0.1/32",
+            "FETCH__TOTAL_TIMEOUT_SECONDS": "20",
+            "IMAGE_WORKER__LONGEST_SIDE": str(LONGEST_SIDE),
+            "IMAGE_WORKER__FETCH_RETRY_BASE_SECONDS": "0.1",
+            "IMAGE_WORKER__FETCH_RETRY_CAP_SECONDS": "0.5",
+            "IMAGE_WORKER__RETRY_CAP_SECONDS": "1",
+            "IMAGE_WORKER__STATUS_REFRESH_SECONDS": "1",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.admin_port = 0
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / f"image-worker-{self.starts}.log"
+
+    def logs(self) -> str:
+        return "".join(
+            (self.workdir / f"image-worker-{n}.log").read_text(errors="replace")
+            for n in range(1, self.starts + 1)
+            if (self.workdir / f"image-worker-{n}.log").exists()
+        )
+
+    def start(self) -> ImageWorker:
+        self.starts += 1
+        self.admin_port = free_port()
+        self.env["ADMIN_PORT"] = str(self.admin_port)
+        with open(self.log, "ab") as out:
+            self.process = spawn([script("switchyard-image-worker")], env=self.env, stdout=out)
+        return self
+
+    def wait_until_assigned(self, partitions: int = 3, timeout: float = 60.0) -> ImageWorker:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log.read_text() if self.log.exists() else ""
+            if _products_assigned(text) >= partitions:
+                return self
+            assert self.process is not None and self.process.poll() is None, text[-3000:]
+            time.sleep(0.2)
+        raise TimeoutError("the image-worker was not assigned its partitions")
+
+    def metrics(self) -> dict[str, float]:
+        """Samples of the admin /metrics page: ``name{labels}`` -> value."""
+        url = f"http://127.0.0.1:{self.admin_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        samples: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def peak_rss_mib(self) -> float:
+        """The process's peak resident memory so far (Linux), in MiB; 0 if unknown."""
+        assert self.process is not None
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return 0.0
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        return stop_process(self.process, signal.SIGTERM, timeout)
+
+
+def _products_assigned(log: str) -> int:
+    owned: set[str] = set()
+    for line in log.splitlines():
+        try:
+            entry = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        partitions = [p for p in entry.get("partitions", []) if ".products[" in p]
+        if entry.get("message") == "partitions assigned":
+            owned |= set(partitions)
+        elif entry.get("message") == "partitions revoked":
+            owned -= set(partitions)
+    return len(owned)
+
+
+def log_entries(text: str) -> list[dict[str, Any]]:
+    entries = []
+    for line in text.splitlines():
+        try:
+            entries.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            continue
+    return entries
+
+
+# -- products and events -------------------------------------------------------------
+@pytest.fixture(scope="session")
+def user_id(engine: sa.Engine) -> int:
+    with engine.begin() as connection:
+        return int(
+            connection.execute(
+                sa.insert(User)
+                .values(name="Image Tester", mobile="+10000000000", latitude=1.0, longitude=2.0)
+                .returning(User.id)
+            ).scalar_one()
+        )
+
+
+def create_products(engine: sa.Engine, user: int, images: Iterable[list[str]]) -> list[int]:
+    rows = [
+        {
+            "user_id": user,
+            "product_name": f"product {n}",
+            "product_description": "a product",
+            "product_images": urls,
+            "product_price": Decimal("9.99"),
+        }
+        for n, urls in enumerate(images)
+    ]
+    with engine.begin() as connection:
+        ids = connection.execute(
+            sa.insert(Product).returning(Product.product_id, sort_by_parameter_order=True), rows
+        ).scalars()
+        return [int(i) for i in ids]
+
+
+def publish_created(
+    settings: Settings,
+    producer: EventProducer,
+    product_ids: Iterable[int],
+    request_id: str | None = None,
+) -> None:
+    topic = topic_name(settings, PRODUCTS)
+    records = []
+    for product_id in product_ids:
+        event = CloudEvent("product.created", "/tests", {"product_id": product_id})
+        records.append(
+            OutgoingRecord(
+                topic, event.to_json(), str(product_id).encode(), event_headers(event, request_id)
+            )
+        )
+    producer.publish(records)
+
+
+def product_rows(engine: sa.Engine, product_ids: list[int]) -> dict[int, dict[str, Any]]:
+    columns = (
+        Product.product_id,
+        Product.status,
+        Product.compressed_product_images.label("paths"),
+        Product.image_errors.label("errors"),
+        Product.image_details.label("details"),
+        Product.attempts,
+        Product.processed_at,
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(*columns).where(Product.product_id.in_(product_ids))
+        ).mappings()
+        return {row["product_id"]: {**row, "paths": list(row["paths"])} for row in rows}
+
+
+def wait_until_finished(
+    engine: sa.Engine, product_ids: list[int], timeout: float = 60.0
+) -> dict[int, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = product_rows(engine, product_ids)
+        unfinished = [p for p, row in rows.items() if row["status"] not in ("done", "failed")]
+        if not unfinished or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def dead_letters(
+    settings: Settings, topic: str, timeout: float = 20.0
+) -> list[tuple[bytes, dict[str, str]]]:
+    """(value, headers) of every record in ``topic`` (read without a group)."""
+    consumer = Consumer(
+        {
+            **common_config(settings, "dlq-reader"),
+            "group.id": "dlq-reader",
+            "enable.auto.commit": False,
+        }
+    )
+    found: list[tuple[bytes, dict[str, str]]] = []
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        deadline = time.monotonic() + timeout
+        last = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last < 2.0:
+            message = consumer.poll(0.2)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    raise RuntimeError(error.str())
+                continue
+            last = time.monotonic()
+            headers = {
+                k: (v.decode() if isinstance(v, bytes) else str(v))
+                for k, v in (message.headers() or [])
+            }
+            found.append((message.value() or b"", headers))
+    finally:
+        consumer.close()
+    return found
