@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
+import hypothesis
 import orjson
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 from switchyard.config import Settings
 from switchyard.events import CloudEvent
+from switchyard_api.http.fields import TRIMMED_PATTERN
+from switchyard_api.products.schemas import IMAGE_URL_PATTERN
 
 pytestmark = pytest.mark.integration
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -272,3 +278,41 @@ def test_worker_state_is_shown_and_odd_stored_shapes_never_fail_a_read(
         {"index": -1, "url": "", "reason": "unknown", "message": ""},
     ]
     assert shown["image_details"] == details
+
+
+_NAMES = st.from_regex(TRIMMED_PATTERN, fullmatch=True).filter(lambda name: len(name) <= 200)
+_URLS = st.from_regex(IMAGE_URL_PATTERN, fullmatch=True).filter(lambda url: len(url) <= 2048)
+
+
+@hypothesis.settings(
+    max_examples=40,
+    deadline=None,
+    # One client and one seller for every example, on purpose.
+    suppress_health_check=[
+        hypothesis.HealthCheck.too_slow,
+        hypothesis.HealthCheck.function_scoped_fixture,
+    ],
+)
+@given(
+    name=_NAMES,
+    description=st.text(max_size=300).filter(lambda text: "\x00" not in text),
+    images=st.lists(_URLS, min_size=1, max_size=20),
+    cents=st.integers(0, 999_999_999_999),
+)
+def test_any_schema_valid_body_for_an_existing_user_is_created(
+    client: FlaskClient, user_id: int, name: str, description: str, images: list[str], cents: int
+) -> None:
+    # What the contract test cannot check outside its stateful phase (random user ids).
+    price = cents / 100 if cents % 100 else cents // 100
+    body = {
+        "user_id": user_id,
+        "product_name": name,
+        "product_description": description,
+        "product_images": images,
+        "product_price": price,
+    }
+    response = client.post("/products", json=body)
+    assert response.status_code == 201, response.data
+    product = response.get_json()
+    assert {key: product[key] for key in body} == body
+    assert Decimal(repr(product["product_price"])) == Decimal(cents) / 100
