@@ -316,3 +316,9 @@ def test_any_schema_valid_body_for_an_existing_user_is_created(
     product = response.get_json()
     assert {key: product[key] for key in body} == body
     assert Decimal(repr(product["product_price"])) == Decimal(cents) / 100
+
+
+def test_a_repeated_list_parameter_is_refused(client: FlaskClient) -> None:
+    response = client.get("/products?user_id=1&user_id=2&limit=5")
+    assert response.status_code == 400
+    assert response.get_json()["errors"] == [{"field": "user_id", "message": "give it once"}]
