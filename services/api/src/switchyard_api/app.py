@@ -14,10 +14,11 @@ from switchyard_api.coupons.schemas import CouponNameConverter
 from switchyard_api.http import problems, request_context
 from switchyard_api.ingest.routes import ingest
 from switchyard_api.ops import ops
+from switchyard_api.products.routes import products
 from switchyard_api.services import ApiServices
 from switchyard_api.users.routes import users
 
-BLUEPRINTS = (ops, users, coupons, ingest)
+BLUEPRINTS = (ops, users, products, coupons, ingest)
 
 
 def create_app(settings: Settings | None = None) -> Flask:

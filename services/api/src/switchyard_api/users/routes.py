@@ -22,6 +22,11 @@ _LINKS = {
     "GetUser": _BY_ID,
     "PatchUser": {**_BY_ID, "operationId": "patch_user"},
     "DeleteUser": {**_BY_ID, "operationId": "delete_user"},
+    # A product needs an existing user: the rest of its body is generated.
+    "CreateProduct": {
+        "operationId": "create_product",
+        "requestBody": {"user_id": "$response.body#/id"},
+    },
 }
 
 
