@@ -214,3 +214,10 @@ def test_a_patch_null_is_named(client: FlaskClient) -> None:
     response = client.patch("/users/1", json={"name": None, "latitude": 1})
     assert response.status_code == 400
     assert [e["field"] for e in response.get_json()["errors"]] == ["name"]
+
+
+@pytest.mark.parametrize("path", ["/users", "/logs", "/health"])
+def test_a_repeated_list_parameter_is_refused_everywhere(client: FlaskClient, path: str) -> None:
+    response = client.get(f"{path}?limit=1&limit=2")
+    assert response.status_code == 400
+    assert response.get_json()["errors"] == [{"field": "limit", "message": "give it once"}]

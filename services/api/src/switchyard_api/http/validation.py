@@ -80,6 +80,11 @@ def parse_body(model: type[Model]) -> Model:
 
 
 def parse_query(model: type[Model], extra: Mapping[str, Any] | None = None) -> Model:
+    # Each declared parameter is one value: `limit=1&limit=2` is an array, which the
+    # document's scalar schema refuses, so the code refuses it too.
+    repeated = sorted(name for name in model.model_fields if len(request.args.getlist(name)) > 1)
+    if repeated:
+        raise invalid_fields([{"field": name, "message": "give it once"} for name in repeated])
     data: dict[str, Any] = dict(request.args.items())
     data.update(extra or {})
     try:
