@@ -368,7 +368,8 @@ def run_pipeline(workdir: Path, catalogue: list[Source]) -> PipelineResult:
                 )
                 if status not in (200, 201, 202):
                     return PipelineResult(skipped=f"POST /products answered {status}: {product}")
-                posted[int(product["product_id"])] = time.monotonic()
+                # The products table's key; an API answering with `id` works as well.
+                posted[int(product.get("product_id", product.get("id")))] = time.monotonic()
             pending = dict(posted)
             deadline = started + PIPELINE_TIMEOUT
             while pending and time.monotonic() < deadline:
