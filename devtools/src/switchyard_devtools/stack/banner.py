@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from switchyard_devtools.stack.output import Console
-from switchyard_devtools.stack.services import API, ServiceSpec
+from switchyard_devtools.stack.services import API, IMAGE_WORKER, REPORTED_SETTINGS, ServiceSpec
 from switchyard_devtools.stack.stack import AdminToken, Backing, redact
 
 _NOTES = {
@@ -50,6 +50,7 @@ class Banner:
                 "  no services (--no-services): start them by hand from this "
                 "directory, e.g. `uv run switchyard-batcher`"
             )
+        lines += self._media()
         lines.append("")
         var_dir = self.config_path.parent
         for name, url in self.backing.urls.items():
@@ -74,6 +75,25 @@ class Banner:
             rule,
         ]
         self.console.raw("\n".join(lines))
+
+    def _media(self) -> list[str]:
+        """Where product images go, and which private addresses they may come from."""
+        worker = next((spec for spec in self.specs if spec.name == IMAGE_WORKER), None)
+        if worker is None:
+            return []
+        lines = [
+            f"  media           {worker.env.get('MEDIA_ROOT', 'var/media')}  "
+            "(MEDIA_ROOT: compressed product images, kept between runs)"
+        ]
+        for name in REPORTED_SETTINGS:
+            value = worker.env.get(name, "")
+            lines.append(
+                f"  {name:<15} {value}  (image URLs may point at these)"
+                if value
+                else f"  {name:<15} none: public addresses only "
+                f"(`{name}=127.0.0.1/32 make dev` for a local image server)"
+            )
+        return lines
 
     @staticmethod
     def _moved(spec: ServiceSpec) -> str:

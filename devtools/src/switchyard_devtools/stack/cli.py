@@ -16,7 +16,14 @@ from switchyard.config import CONFIG_FILE_ENV, load_settings
 from switchyard.logging import configure_logging
 from switchyard_devtools.stack.banner import Banner
 from switchyard_devtools.stack.output import Console
-from switchyard_devtools.stack.services import API, NAMES, RELAY, ServiceSpec, build_specs
+from switchyard_devtools.stack.services import (
+    API,
+    NAMES,
+    RELAY,
+    ServiceSpec,
+    build_specs,
+    dev_defaults,
+)
 from switchyard_devtools.stack.stack import (
     CONFIG_NAME,
     DEV_VAR_DIR,
@@ -117,7 +124,9 @@ def _run(
         try:
             backing = provide_backing(var_dir, console.say)
             token = admin_token(var_dir)
-            specs = _prepare(console, backing, token.value, config_path, selected, api_port)
+            specs = _prepare(
+                console, backing, token.value, config_path, selected, api_port, var_dir
+            )
         except KeyboardInterrupt:
             console.say("interrupted while starting")
             return 0
@@ -155,6 +164,7 @@ def _prepare(
     config_path: Path,
     selected: Sequence[str],
     api_port: int | None,
+    var_dir: Path,
 ) -> list[ServiceSpec]:
     from switchyard.db.migrate import upgrade
     from switchyard.kafka.topics import all_topic_names, ensure_topics
@@ -194,6 +204,10 @@ def _prepare(
     }
     # One readable line per event beats JSON in a terminal; LOG_FORMAT=json still wins.
     env.setdefault("LOG_FORMAT", "console")
+    # MEDIA_ROOT under the var dir unless given; FETCH__ALLOW & co. come with os.environ.
+    for name, value in dev_defaults(var_dir).items():
+        env.setdefault(name, value)
+    Path(env["MEDIA_ROOT"]).mkdir(parents=True, exist_ok=True)
     specs = build_specs(selected, env, api_port, settings.kafka.topic_prefix)
     for spec in specs:
         console.add(spec.name)

@@ -11,6 +11,14 @@ from switchyard_devtools.stack.processes import free_port, port_is_free
 
 API = "api"
 RELAY = "outbox-relay"
+IMAGE_WORKER = "image-worker"
+# Where compressed product images go, under the dev stack's var dir (kept between runs):
+# the image-worker writes there, the API reads the same files.
+MEDIA_DIR = "media"
+# Settings the services take from the environment `switchyard dev` runs in (everything
+# is passed through); named here because the banner reports them, e.g.
+# `FETCH__ALLOW=127.0.0.1/32 make dev` lets the image-worker fetch from a local server.
+REPORTED_SETTINGS = ("FETCH__ALLOW",)
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,9 @@ CATALOGUE = (
         2,
         (("batcher-logs", "logs"), ("batcher-health", "health")),
     ),
-    _Entry("image-worker", "switchyard-image-worker", (), 9103, 0, 2),
+    _Entry(
+        IMAGE_WORKER, "switchyard-image-worker", (), 9103, 0, 2, (("image-worker", "products"),)
+    ),
     _Entry("job-worker", "switchyard-job-worker", (), 9104, 0, 2),
     _Entry("health-checker", "switchyard-health-checker", (), 9105, 0, 2),
     _Entry(RELAY, "switchyard-api", ("relay",), 9101, 0, 1),
@@ -70,6 +80,11 @@ NAMES = tuple(entry.name for entry in CATALOGUE)
 
 class PortTaken(RuntimeError):
     pass
+
+
+def dev_defaults(var_dir: Path) -> dict[str, str]:
+    """Settings the dev stack gives every service unless its own environment sets them."""
+    return {"MEDIA_ROOT": str(var_dir / MEDIA_DIR)}
 
 
 def build_specs(

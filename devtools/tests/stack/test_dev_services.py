@@ -1,0 +1,70 @@
+"""What ``switchyard dev`` gives each service, and what its banner says: no servers needed."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+from switchyard_devtools.stack.banner import Banner
+from switchyard_devtools.stack.output import Console
+from switchyard_devtools.stack.services import NAMES, build_specs, dev_defaults
+from switchyard_devtools.stack.stack import AdminToken, Backing
+
+
+def test_media_root_defaults_under_the_var_dir() -> None:
+    assert dev_defaults(Path("var/dev")) == {"MEDIA_ROOT": "var/dev/media"}
+    assert dev_defaults(Path("/tmp/x")) == {"MEDIA_ROOT": "/tmp/x/media"}
+
+
+def test_image_worker_gets_the_environment_and_declares_its_group() -> None:
+    env = {"MEDIA_ROOT": "var/dev/media", "FETCH__ALLOW": "127.0.0.1/32"}
+    specs = build_specs(NAMES, env, topic_prefix="")
+    by_name = {spec.name: spec for spec in specs}
+    worker = by_name["image-worker"]
+    assert worker.env["FETCH__ALLOW"] == "127.0.0.1/32"
+    assert worker.env["MEDIA_ROOT"] == by_name["api"].env["MEDIA_ROOT"] == "var/dev/media"
+    assert worker.consumes == (("image-worker", "products"),)
+    # Declared like the batcher's: drained before the in-memory broker stops.
+    assert ("batcher-logs", "logs") in by_name["batcher"].consumes
+
+    prefixed = {s.name: s for s in build_specs(NAMES, env, topic_prefix="t1.")}
+    assert prefixed["image-worker"].consumes == (("t1.image-worker", "t1.products"),)
+
+
+def _banner(env: dict[str, str]) -> str:
+    out = io.StringIO()
+    specs = build_specs(["image-worker", "batcher"], env)
+    Banner(
+        Console([s.name for s in specs], out, colour=False),
+        specs,
+        Backing(),
+        AdminToken("t", "test"),
+        Path("var/dev/switchyard.toml"),
+        time.monotonic(),
+    ).show()
+    return out.getvalue()
+
+
+def test_banner_says_where_media_goes_and_what_may_be_fetched() -> None:
+    text = _banner({"MEDIA_ROOT": "var/dev/media"})
+    assert "media           var/dev/media" in text
+    assert "FETCH__ALLOW    none: public addresses only" in text
+
+    text = _banner({"MEDIA_ROOT": "/srv/m", "FETCH__ALLOW": "127.0.0.1/32"})
+    assert "media           /srv/m" in text
+    assert "FETCH__ALLOW    127.0.0.1/32" in text
+
+
+def test_banner_without_the_image_worker_says_nothing_of_media() -> None:
+    out = io.StringIO()
+    specs = build_specs(["batcher"], {"MEDIA_ROOT": "var/dev/media"})
+    Banner(
+        Console(["batcher"], out, colour=False),
+        specs,
+        Backing(),
+        AdminToken("t", "test"),
+        Path("var/dev/switchyard.toml"),
+        time.monotonic(),
+    ).show()
+    assert "media " not in out.getvalue()
