@@ -40,18 +40,14 @@ REQUIRED_METRICS = {
     "outbox_published_total",
     "cache_requests_total",
 }
-# The image-worker's metrics (issue 8), declared in metrics.py by the image-worker's own
-# branch. Until that lands, the dashboard tests take them from here: name -> (kind,
-# labels). Once metrics.py declares one, its declaration must agree with this entry
-# (test_pending_image_metrics_agree_with_metrics_py); once all are declared, this table
-# can go and REQUIRED_METRICS keep the names.
-IMAGE_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "images_processed_total": ("Counter", ("result", "reason")),
-    "image_bytes_total": ("Counter", ("direction",)),
-    "image_download_seconds": ("Histogram", ()),
-    "image_compress_seconds": ("Histogram", ()),
-    "products_processed_total": ("Counter", ("status",)),
-    "products_by_status": ("Gauge", ("status",)),
+# The image-worker's metrics (issue 8); the image-worker row must graph each.
+IMAGE_METRICS = {
+    "images_processed_total",
+    "image_bytes_total",
+    "image_download_seconds",
+    "image_compress_seconds",
+    "products_processed_total",
+    "products_by_status",
 }
 # Shared metrics the image-worker row graphs, filtered to the image-worker's group/topic.
 IMAGE_ROW_SHARED = {"kafka_consumer_lag", "dead_letters_total"}
@@ -111,26 +107,6 @@ def test_promql_reader() -> None:
 
 
 @pytest.fixture(scope="module")
-def known_metrics(metrics_declared: dict[str, Any], helpers: Any) -> dict[str, Any]:
-    """metrics.py's declarations, plus the image metrics it does not declare yet."""
-    known = dict(metrics_declared)
-    for name, (kind, labels) in IMAGE_METRICS.items():
-        known.setdefault(name, helpers.MetricDecl(name, kind, labels))
-    return known
-
-
-def test_pending_image_metrics_agree_with_metrics_py(metrics_declared: dict[str, Any]) -> None:
-    """Each image metric metrics.py already declares has the kind and the labels the
-    dashboard was written for (labels the dashboard does not use may be added)."""
-    for name, (kind, labels) in IMAGE_METRICS.items():
-        declared = metrics_declared.get(name)
-        if declared is None:
-            continue  # not merged yet: IMAGE_METRICS stands in for it
-        assert declared.kind == kind, f"{name}: {declared.kind} in metrics.py, {kind} here"
-        assert set(labels) <= set(declared.labels), f"{name}: labels {declared.labels}"
-
-
-@pytest.fixture(scope="module")
 def dashboard() -> dict[str, Any]:
     return json.loads(DASHBOARD.read_text())
 
@@ -186,9 +162,9 @@ def test_dashboard_layout(dashboard: dict[str, Any]) -> None:
 
 
 def test_every_panel_queries_declared_metrics(
-    dashboard: dict[str, Any], datasource: dict[str, Any], known_metrics: dict[str, Any]
+    dashboard: dict[str, Any], datasource: dict[str, Any], metrics_declared: dict[str, Any]
 ) -> None:
-    series = {s: decl for decl in known_metrics.values() for s in decl.series()}
+    series = {s: decl for decl in metrics_declared.values() for s in decl.series()}
     queried = 0
     for panel in _panels(dashboard):
         if panel["type"] == "row":
@@ -201,9 +177,7 @@ def test_every_panel_queries_declared_metrics(
             metrics, labels = promql_metrics_and_labels(target["expr"])
             assert metrics, f"{title}: {target['expr']} queries no metric"
             unknown = metrics - set(series)
-            assert not unknown, (
-                f"{title}: {sorted(unknown)} not declared in metrics.py (nor IMAGE_METRICS)"
-            )
+            assert not unknown, f"{title}: {sorted(unknown)} not declared in metrics.py"
             known_labels = BUILTIN_LABELS.union(*(series[m].labels for m in metrics))
             assert labels <= known_labels, (
                 f"{title}: labels {sorted(labels - known_labels)} are on none of {metrics}"
@@ -220,11 +194,11 @@ def test_every_panel_queries_declared_metrics(
 
 
 def test_dashboard_covers_the_platform_metrics(
-    dashboard: dict[str, Any], metrics_declared: dict[str, Any], known_metrics: dict[str, Any]
+    dashboard: dict[str, Any], metrics_declared: dict[str, Any]
 ) -> None:
     assert set(metrics_declared) >= REQUIRED_METRICS, "metrics.py lost a metric"
     used: set[str] = set()
-    series = {s: name for name, decl in known_metrics.items() for s in decl.series()}
+    series = {s: name for name, decl in metrics_declared.items() for s in decl.series()}
     for panel in _panels(dashboard):
         for target in panel.get("targets", []):
             used |= {series[m] for m in promql_metrics_and_labels(target["expr"])[0]}
@@ -247,12 +221,12 @@ def _row_panels(dashboard: dict[str, Any], row_title: str) -> list[dict[str, Any
     return found
 
 
-def test_image_worker_row(dashboard: dict[str, Any], known_metrics: dict[str, Any]) -> None:
+def test_image_worker_row(dashboard: dict[str, Any], metrics_declared: dict[str, Any]) -> None:
     """Images processed and failed by reason, bytes in/out, download and compress latency
     p50/p95/p99, products by status, and the image-worker group's lag."""
     panels = _row_panels(dashboard, "Image worker")
     assert panels, "no Image worker row"
-    series = {s: name for name, decl in known_metrics.items() for s in decl.series()}
+    series = {s: name for name, decl in metrics_declared.items() for s in decl.series()}
     exprs = {panel["title"]: [target["expr"] for target in panel["targets"]] for panel in panels}
     used = {
         series[m]
