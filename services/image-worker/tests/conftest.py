@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import io
-import os
 import random
-import signal
-import subprocess
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,9 +27,7 @@ from switchyard.events import CloudEvent, event_headers
 from switchyard.kafka.client_config import common_config
 from switchyard.kafka.producer import EventProducer, OutgoingRecord
 from switchyard.kafka.topics import PRODUCTS, topic_name
-from switchyard_devtools.bench.stack import script
-from switchyard_devtools.stack.processes import free_port, spawn, stop_process
-from switchyard_devtools.testing.infra import settings_env
+from switchyard_devtools.testing.worker import WorkerProcess
 
 LONGEST_SIDE = 400
 
@@ -126,105 +120,32 @@ def image_server() -> Iterator[ImageServer]:
 
 
 # -- the worker process --------------------------------------------------------------
-class ImageWorker:
+class ImageWorker(WorkerProcess):
     """A ``switchyard-image-worker`` process the test can start, kill and stop."""
 
     def __init__(self, settings: Settings, workdir: Path, **env: str) -> None:
-        self.workdir = workdir
         self.media_root = workdir / "media"
-        self.env = {
-            **settings_env(settings),
-            "LOG_LEVEL": "info",
-            "MEDIA_ROOT": str(self.media_root),
-            "FETCH__ALLOW": "127.0.0.1/32",
-            "FETCH__TOTAL_TIMEOUT_SECONDS": "20",
-            "IMAGE_WORKER__LONGEST_SIDE": str(LONGEST_SIDE),
-            "IMAGE_WORKER__FETCH_RETRY_BASE_SECONDS": "0.1",
-            "IMAGE_WORKER__FETCH_RETRY_CAP_SECONDS": "0.5",
-            "IMAGE_WORKER__RETRY_CAP_SECONDS": "1",
-            "IMAGE_WORKER__STATUS_REFRESH_SECONDS": "1",
-            **env,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.admin_port = 0
-
-    @property
-    def log(self) -> Path:
-        return self.workdir / f"image-worker-{self.starts}.log"
-
-    def logs(self) -> str:
-        return "".join(
-            (self.workdir / f"image-worker-{n}.log").read_text(errors="replace")
-            for n in range(1, self.starts + 1)
-            if (self.workdir / f"image-worker-{n}.log").exists()
+        super().__init__(
+            "switchyard-image-worker",
+            "products",
+            settings,
+            workdir,
+            {
+                "MEDIA_ROOT": str(self.media_root),
+                "FETCH__ALLOW": "127.0.0.1/32",
+                "FETCH__TOTAL_TIMEOUT_SECONDS": "20",
+                "IMAGE_WORKER__LONGEST_SIDE": str(LONGEST_SIDE),
+                "IMAGE_WORKER__FETCH_RETRY_BASE_SECONDS": "0.1",
+                "IMAGE_WORKER__FETCH_RETRY_CAP_SECONDS": "0.5",
+                "IMAGE_WORKER__RETRY_CAP_SECONDS": "1",
+                "IMAGE_WORKER__STATUS_REFRESH_SECONDS": "1",
+                **env,
+            },
         )
 
-    def start(self) -> ImageWorker:
-        self.starts += 1
-        self.admin_port = free_port()
-        self.env["ADMIN_PORT"] = str(self.admin_port)
-        with open(self.log, "ab") as out:
-            self.process = spawn([script("switchyard-image-worker")], env=self.env, stdout=out)
-        return self
-
     def wait_until_assigned(self, partitions: int = 3, timeout: float = 60.0) -> ImageWorker:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log.read_text() if self.log.exists() else ""
-            if _products_assigned(text) >= partitions:
-                return self
-            assert self.process is not None and self.process.poll() is None, text[-3000:]
-            time.sleep(0.2)
-        raise TimeoutError("the image-worker was not assigned its partitions")
-
-    def metrics(self) -> dict[str, float]:
-        """Samples of the admin /metrics page: ``name{labels}`` -> value."""
-        url = f"http://127.0.0.1:{self.admin_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        samples: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                samples[name] = float(value)
-        return samples
-
-    def peak_rss_mib(self) -> float:
-        """The process's peak resident memory so far (Linux), in MiB; 0 if unknown."""
-        assert self.process is not None
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
-            return 0.0
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self, timeout: float = 30.0) -> int:
-        assert self.process is not None
-        return stop_process(self.process, signal.SIGTERM, timeout)
-
-
-def _products_assigned(log: str) -> int:
-    owned: set[str] = set()
-    for line in log.splitlines():
-        try:
-            entry = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        partitions = [p for p in entry.get("partitions", []) if ".products[" in p]
-        if entry.get("message") == "partitions assigned":
-            owned |= set(partitions)
-        elif entry.get("message") == "partitions revoked":
-            owned -= set(partitions)
-    return len(owned)
+        super().wait_until_assigned(partitions, timeout)
+        return self
 
 
 def log_entries(text: str) -> list[dict[str, Any]]:

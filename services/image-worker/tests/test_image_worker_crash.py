@@ -51,8 +51,7 @@ def isolated(settings: Settings) -> Settings:
 def worker(isolated: Settings, tmp_path: Path) -> Iterator[ImageWorker]:
     process = ImageWorker(isolated, tmp_path)
     yield process
-    if process.process is not None and process.process.poll() is None:
-        process.stop()
+    process.stop_if_running()
 
 
 def _files(root: Path) -> set[str]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from switchyard.config import Settings
-from switchyard_devtools.stack.processes import spawn, stop_process
+from switchyard_devtools.stack.processes import free_port, spawn, stop_process
 from switchyard_devtools.testing.infra import provide_infra, session_settings, settings_env
 
 
@@ -47,6 +47,47 @@ def service(
     finally:
         stop_process(process)
         out.close()
+
+
+@contextlib.contextmanager
+def api_server(
+    settings: Settings,
+    log_dir: Path,
+    *,
+    relay: bool = False,
+    ready_path: str = "/readyz",
+    log_name: str = "api",
+    **env: str,
+) -> Iterator[str]:
+    """``switchyard-api serve`` (gunicorn, two workers unless ``API__WORKERS`` says
+    otherwise) on a free port, with its outbox relay when ``relay``; yields its URL once
+    ``ready_path`` answers 200."""
+    port = free_port()
+    environment = {
+        "API__PORT": str(port),
+        "API__WORKERS": "2",
+        "ADMIN_PORT": str(free_port()),
+        **env,
+    }
+    url = f"http://127.0.0.1:{port}"
+    api = [script("switchyard-api")]
+    with contextlib.ExitStack() as stack:
+        if relay:
+            stack.enter_context(
+                service(
+                    [*api, "relay"], settings, environment, log=log_dir / f"{log_name}-relay.log"
+                )
+            )
+        stack.enter_context(
+            service(
+                [*api, "serve"],
+                settings,
+                environment,
+                ready_url=url + ready_path,
+                log=log_dir / f"{log_name}.log",
+            )
+        )
+        yield url
 
 
 def wait_until_ok(

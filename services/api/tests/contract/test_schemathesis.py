@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from switchyard.config import Settings
-from switchyard_devtools.bench.stack import script, service
-from switchyard_devtools.stack.processes import free_port
+from switchyard_devtools.bench.stack import api_server
 
 pytestmark = pytest.mark.integration
 
@@ -32,22 +31,8 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 @pytest.fixture(scope="module")
 def api_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    logs = tmp_path_factory.mktemp("contract")
-    env = {
-        "API__PORT": str(port),
-        "API__WORKERS": "2",
-        "ADMIN_PORT": str(free_port()),
-        "LOG_LEVEL": "warning",
-    }
-    with service(
-        [script("switchyard-api"), "serve"],
-        settings,
-        env,
-        ready_url=f"http://127.0.0.1:{port}/readyz",
-        log=logs / "api.log",
-    ):
-        yield f"http://127.0.0.1:{port}"
+    with api_server(settings, tmp_path_factory.mktemp("contract"), LOG_LEVEL="warning") as url:
+        yield url
 
 
 def test_every_operation_keeps_the_document(

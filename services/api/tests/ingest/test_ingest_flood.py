@@ -9,7 +9,6 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import orjson
 import pytest
@@ -17,8 +16,7 @@ import pytest
 from switchyard.config import Settings
 from switchyard.kafka.tail import iter_records
 from switchyard.kafka.topics import LOGS, topic_name
-from switchyard_devtools.bench.stack import script, service
-from switchyard_devtools.stack.processes import free_port
+from switchyard_devtools.bench.stack import api_server
 
 pytestmark = pytest.mark.integration
 PER_REQUEST = 10
@@ -26,25 +24,16 @@ PER_REQUEST = 10
 
 @pytest.fixture(scope="module")
 def tiny_api(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    logs: Path = tmp_path_factory.mktemp("flood")
-    env = {
-        "API__PORT": str(port),
-        "API__WORKERS": "1",
-        "API__THREADS": "32",
-        "ADMIN_PORT": str(free_port()),
-        "INGEST__MAX_IN_FLIGHT_EVENTS": "20",
-        "INGEST__ADMISSION_WAIT_SECONDS": "0",
-        "INGEST__RETRY_AFTER_SECONDS": "2",
-    }
-    with service(
-        [script("switchyard-api"), "serve"],
+    with api_server(
         settings,
-        env,
-        ready_url=f"http://127.0.0.1:{port}/readyz",
-        log=logs / "api.log",
-    ):
-        yield f"http://127.0.0.1:{port}"
+        tmp_path_factory.mktemp("flood"),
+        API__WORKERS="1",
+        API__THREADS="32",
+        INGEST__MAX_IN_FLIGHT_EVENTS="20",
+        INGEST__ADMISSION_WAIT_SECONDS="0",
+        INGEST__RETRY_AFTER_SECONDS="2",
+    ) as url:
+        yield url
 
 
 def _post(url: str, body: bytes) -> tuple[int, str | None]:

@@ -14,33 +14,16 @@ import pytest
 from switchyard.config import Settings
 from switchyard.kafka.tail import wait_for_records
 from switchyard.kafka.topics import USERS, topic_name
-from switchyard_devtools.bench.stack import script, service
-from switchyard_devtools.stack.processes import free_port
+from switchyard_devtools.bench.stack import api_server
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def api_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
     logs = tmp_path_factory.mktemp("e2e")
-    env = {
-        "API__PORT": str(port),
-        "API__WORKERS": "2",
-        "ADMIN_PORT": str(free_port()),
-        "LOG_LEVEL": "info",
-    }
-    with (
-        service([script("switchyard-api"), "relay"], settings, env, log=logs / "relay.log"),
-        service(
-            [script("switchyard-api"), "serve"],
-            settings,
-            env,
-            ready_url=f"http://127.0.0.1:{port}/readyz",
-            log=logs / "api.log",
-        ),
-    ):
-        yield f"http://127.0.0.1:{port}"
+    with api_server(settings, logs, relay=True, LOG_LEVEL="info") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
