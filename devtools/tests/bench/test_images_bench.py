@@ -61,6 +61,7 @@ def test_timing_and_report(small: images.Source) -> None:
     text = images.report([small], methods, fake, images.PipelineResult(skipped="nope"), [])
     assert "(c)/(a) compress/pillow 0.25x" in text
     assert "(c)/(b) compress/pyvips 0.75x" in text
+    assert "on the JPEG photos alone (c)/(b) 0.75x" in text
     assert "Not measured: nope." in text
     done = images.PipelineResult(
         images=10, products=2, elapsed=2.0, latencies=[1.0, 2.0], statuses={"done": 2}

@@ -62,6 +62,22 @@ def test_large_jpeg_is_shrunk_to_the_longest_side() -> None:
     assert Image.open(io.BytesIO(result.data)).size == (400, 300)
 
 
+def test_jpeg_is_decoded_at_the_smallest_scale_not_below_the_target(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resized_from: list[tuple[int, int]] = []
+    resize = Image.Image.resize
+
+    def spy(self: Image.Image, *args: Any, **kwargs: Any) -> Image.Image:
+        resized_from.append(self.size)
+        return resize(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", spy)
+    result = compress(encode(halves((2000, 1500)), "JPEG", quality=95), OPTIONS)
+    assert (result.width, result.height) == (400, 300)
+    assert resized_from == [(500, 375)]  # decoded at 1/4: 1/8 would be under 400x300
+
+
 def test_never_upscales() -> None:
     result = compress(encode(halves((120, 80)), "PNG"), OPTIONS)
     assert (result.width, result.height) == (120, 80)
