@@ -17,6 +17,7 @@ from switchyard.config import Settings
 from switchyard.events import CloudEvent
 from switchyard.kafka.producer import EventProducer, OutgoingRecord
 from switchyard.kafka.topics import PRODUCTS, dlq_name, topic_name
+from switchyard_image_worker.products import ProductRows
 
 from .conftest import (
     LONGEST_SIDE,
@@ -303,3 +304,49 @@ def test_a_burst_of_products_with_their_own_images(
         f"\n{count} products, {3 * count} distinct 1200x900 JPEGs in {elapsed:.1f}s: "
         f"{3 * count / elapsed:.0f} images/s, worker peak RSS {worker.peak_rss_mib():.0f} MiB"
     )
+
+
+def test_a_product_whose_event_was_lost_is_requeued_once_and_ends_done(
+    worker: ImageWorker,
+    image_server: ImageServer,
+    settings: Settings,
+    producer: EventProducer,
+    engine: sa.Engine,
+    user_id: int,
+) -> None:
+    """No event ever reached Kafka for this product (a stopped in-memory broker, say):
+    the requeue chore writes a new one to the outbox, once per period, and once relayed
+    the product is processed like any other."""
+    run = _unique()
+    url = image_server.add(f"/lost-{run}.jpg", Route(picture((300, 200), seed=11)))
+    (lost,) = create_products(engine, user_id, [[url]])
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "UPDATE products SET updated_at = now() - interval '1 hour' WHERE product_id = :p"
+            ),
+            {"p": lost},
+        )
+    rows = ProductRows(engine)
+    topic = topic_name(settings, PRODUCTS)
+
+    assert lost in rows.requeue_stale(600, topic)
+    assert lost not in rows.requeue_stale(600, topic)  # changed just now: not again
+
+    with engine.connect() as connection:
+        (payload, headers) = connection.execute(
+            sa.text("SELECT payload, headers FROM outbox WHERE topic = :t AND key = :k"),
+            {"t": topic, "k": str(lost)},
+        ).one()
+    # What the outbox relay does with the row.
+    producer.publish(
+        [
+            OutgoingRecord(
+                topic,
+                bytes(payload),
+                str(lost).encode(),
+                [(k, v.encode()) for k, v in headers.items()],
+            )
+        ]
+    )
+    assert wait_until_finished(engine, [lost])[lost]["status"] == "done"

@@ -186,6 +186,12 @@ class ImageWorkerSettings(BaseModel):
     sweep_min_age_seconds: float = Field(default=900.0, ge=0, le=86_400)
     # How often products_by_status is refreshed (one COUNT ... GROUP BY status).
     status_refresh_seconds: float = Field(default=15.0, gt=0, le=3_600)
+    # A product still pending or processing this long after its last change gets a new
+    # product.created through the outbox (its event may be gone: an in-memory dev broker
+    # stopped, a record dead-lettered while PostgreSQL was down). 0: never. Checked every
+    # minute; processing is idempotent, so a product that was only slow is done twice at
+    # worst. Keep it above the longest backlog the consumers may have.
+    requeue_after_seconds: float = Field(default=1_800.0, ge=0, le=604_800)
 
 
 class Settings(BaseSettings):

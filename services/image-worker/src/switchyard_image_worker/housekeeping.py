@@ -1,4 +1,5 @@
-"""Periodic chores beside the consumer: the products_by_status gauge and the temp sweep.
+"""Periodic chores beside the consumer: the products_by_status gauge, the temp sweep, and
+requeueing products whose event was lost.
 
 One daemon thread. A failing chore (PostgreSQL down, a disk error) is logged and tried
 again at its next turn; it never stops the worker.
@@ -19,11 +20,19 @@ from switchyard_image_worker.products import ProductRows
 from switchyard_image_worker.store import MediaStore
 
 log = get_logger(__name__)
+REQUEUE_EVERY_SECONDS = 60.0
 
 
 def refresh_status_gauge(rows: ProductRows) -> None:
     for status, count in rows.count_by_status().items():
         metrics.products_by_status.labels(status).set(count)
+
+
+def requeue(rows: ProductRows, older_than_seconds: float, topic: str) -> list[int]:
+    ids = rows.requeue_stale(older_than_seconds, topic)
+    if ids:
+        log.warning("unfinished products requeued", products=ids[:20], count=len(ids))
+    return ids
 
 
 def sweep(store: MediaStore, min_age_seconds: float) -> int:
@@ -40,6 +49,7 @@ class Housekeeping:
         store: MediaStore,
         settings: ImageWorkerSettings,
         stop: StopSignal,
+        topic: str,
     ) -> None:
         self._chores: list[tuple[str, float, Callable[[], object]]] = [
             (
@@ -53,6 +63,14 @@ class Housekeeping:
                 lambda: sweep(store, settings.sweep_min_age_seconds),
             ),
         ]
+        if settings.requeue_after_seconds > 0:
+            self._chores.append(
+                (
+                    "requeue",
+                    min(REQUEUE_EVERY_SECONDS, settings.requeue_after_seconds),
+                    lambda: requeue(rows, settings.requeue_after_seconds, topic),
+                )
+            )
         self._stop = stop
         self._thread = threading.Thread(
             target=contextvars.copy_context().run,

@@ -9,6 +9,10 @@ Guarantees:
   details, status and ``processed_at`` are visible together or not at all.
 - :meth:`ProductRows.fail_unfinished` marks a product ``failed`` with one error per image
   (a poison event, or processing given up), but never touches a finished product.
+- :meth:`ProductRows.requeue_stale` gives a product unfinished for too long a new
+  ``product.created`` in the same transaction that marks it requeued (outbox): never a
+  product left ``pending`` because its event was lost, and with ``SKIP LOCKED`` replicas
+  requeue each product once per period.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from switchyard.db.models.products import STATUSES, Product
+from switchyard.events import CloudEvent
+from switchyard.outbox import add_event
 
 UNFINISHED = ("pending", "processing")
 
@@ -131,6 +137,37 @@ class ProductRows:
                 )
             )
         return True
+
+    def requeue_stale(self, older_than_seconds: float, topic: str, limit: int = 100) -> list[int]:
+        """Products unfinished and unchanged for ``older_than_seconds``, given a new
+        ``product.created`` (at most ``limit`` per call); their ids."""
+        cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds)
+        with self.engine.begin() as connection:
+            ids = list(
+                connection.execute(
+                    sa.select(Product.product_id)
+                    .where(Product.status.in_(UNFINISHED), Product.updated_at < cutoff)
+                    .order_by(Product.product_id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            if not ids:
+                return []
+            connection.execute(
+                sa.update(Product)
+                .where(Product.product_id.in_(ids))
+                .values(updated_at=sa.func.now())
+            )
+            for product_id in ids:
+                event = CloudEvent(
+                    type="product.created",
+                    source="/switchyard/image-worker",
+                    subject=str(product_id),
+                    data={"product_id": product_id, "requeued": True},
+                )
+                add_event(connection, topic, event, key=str(product_id))
+        return ids
 
     def count_by_status(self) -> dict[str, int]:
         """Products per status (every status, 0 when none)."""

@@ -57,7 +57,7 @@ def run(context: WorkerContext) -> None:
     pipeline = ImagePipeline(config, fetcher, store, pool)
     handler = ProductHandler(ProductProcessor(rows, pipeline), loop)
     policy = ImageWorkerPolicy(rows, config)
-    housekeeping = Housekeeping(rows, store, config, stop).start()
+    housekeeping = Housekeeping(rows, store, config, stop, topic_name(settings, PRODUCTS)).start()
     runner = ConsumerRunner(
         settings,
         f"{settings.kafka.topic_prefix}image-worker",
