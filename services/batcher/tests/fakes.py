@@ -13,37 +13,9 @@ from confluent_kafka import TopicPartition
 from switchyard.errors import TransientError
 from switchyard.events import CloudEvent
 from switchyard.sinks import Record
+from switchyard_devtools.testing.fakes import FakeMessage
 
 TOPIC = "logs"
-
-
-class FakeMessage:
-    def __init__(self, partition: int, offset: int, value: bytes) -> None:
-        self._partition, self._offset, self._value = partition, offset, value
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return TOPIC
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes:
-        return b"svc"
-
-    def value(self) -> bytes:
-        return self._value
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return []
-
-    def timestamp(self) -> tuple[int, int]:
-        return 1, int(time.time() * 1000)
 
 
 def log_event(message: str = "hello") -> bytes:
@@ -77,7 +49,16 @@ class FakeConsumer:
     def add(self, count: int, partition: int = 0) -> None:
         with self._lock:
             for _ in range(count):
-                self.pending.append(FakeMessage(partition, self._next_offset, log_event()))
+                self.pending.append(
+                    FakeMessage(
+                        TOPIC,
+                        partition,
+                        self._next_offset,
+                        log_event(),
+                        b"svc",
+                        timestamp_ms=int(time.time() * 1000),
+                    )
+                )
                 self._next_offset += 1
             self._lock.notify_all()
 

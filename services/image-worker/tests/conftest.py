@@ -17,15 +17,14 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from PIL import Image
 
 from switchyard.config import Settings
 from switchyard.db.models import User
 from switchyard.db.models.products import Product
 from switchyard.events import CloudEvent, event_headers
-from switchyard.kafka.client_config import common_config
 from switchyard.kafka.producer import EventProducer, OutgoingRecord
+from switchyard.kafka.tail import iter_records
 from switchyard.kafka.topics import PRODUCTS, topic_name
 from switchyard_devtools.testing.worker import WorkerProcess
 
@@ -236,39 +235,6 @@ def wait_until_finished(
         time.sleep(0.2)
 
 
-def dead_letters(
-    settings: Settings, topic: str, timeout: float = 20.0
-) -> list[tuple[bytes, dict[str, str]]]:
+def dead_letters(settings: Settings, topic: str) -> list[tuple[bytes, dict[str, str]]]:
     """(value, headers) of every record in ``topic`` (read without a group)."""
-    consumer = Consumer(
-        {
-            **common_config(settings, "dlq-reader"),
-            "group.id": "dlq-reader",
-            "enable.auto.commit": False,
-        }
-    )
-    found: list[tuple[bytes, dict[str, str]]] = []
-    try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        deadline = time.monotonic() + timeout
-        last = time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - last < 2.0:
-            message = consumer.poll(0.2)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    raise RuntimeError(error.str())
-                continue
-            last = time.monotonic()
-            headers = {
-                k: (v.decode() if isinstance(v, bytes) else str(v))
-                for k, v in (message.headers() or [])
-            }
-            found.append((message.value() or b"", headers))
-    finally:
-        consumer.close()
-    return found
+    return [(r.value, r.headers) for r in iter_records(settings, topic, parse=False)]

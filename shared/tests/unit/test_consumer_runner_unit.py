@@ -33,45 +33,10 @@ from switchyard.kafka.consumer import (
 from switchyard.kafka.producer import OutgoingRecord
 from switchyard.kafka.retry_topics import ForwardToRetryTopic, RetryTier
 from switchyard.lifecycle import StopSignal
+from switchyard_devtools.testing.fakes import FakeMessage
 
 TOPIC = "orders"
 FAST = {"backoff_base_seconds": 0.001, "backoff_cap_seconds": 0.002}
-
-
-class FakeMessage:
-    def __init__(
-        self, partition: int, offset: int, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        self._partition, self._offset, self._value, self._headers = (
-            partition,
-            offset,
-            value,
-            headers,
-        )
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return TOPIC
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes:
-        return b"k"
-
-    def value(self) -> bytes:
-        return self._value
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return self._headers
-
-    def timestamp(self) -> tuple[int, int]:
-        return 1, 0
 
 
 class FakeConsumer:
@@ -105,7 +70,7 @@ class FakeConsumer:
             else:
                 body, headers_ = value, extra
             offset = self._offsets[partition]
-            self.pending.append(FakeMessage(partition, offset, body, headers_))
+            self.pending.append(FakeMessage(TOPIC, partition, offset, body, header_list=headers_))
             self._offsets[partition] = offset + 1
 
     def assign(self, partition: int) -> None:

@@ -19,9 +19,11 @@ def iter_records(
     from_beginning: bool = True,
     follow: bool = False,
     idle_timeout: float = 2.0,
+    parse: bool = True,
 ) -> Iterator[ConsumedEvent]:
     """Every record of ``topic``, in partition order; stops after ``idle_timeout`` of
-    silence unless ``follow``. Undecodable records are skipped by raising nothing."""
+    silence unless ``follow``. With ``parse``, records that are not CloudEvents are
+    skipped; without, every record comes (its ``event`` parsed only if read)."""
     consumer = Consumer(
         {
             **common_config(settings, "tail"),
@@ -48,7 +50,7 @@ def iter_records(
                 continue
             last_seen = time.monotonic()
             try:
-                yield decode(message)
+                yield decode(message, parse)
             except ValueError:
                 continue
     finally:
