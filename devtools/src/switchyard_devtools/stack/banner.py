@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,9 +69,10 @@ class Banner:
         prefix = f"SWITCHYARD_CONFIG={self.config_path.resolve()} "
         if api is not None:
             lines.append(f"    curl http://127.0.0.1:{api.port}/readyz")
+        uv = uv_command()
         lines += [
-            f"    {prefix}uv run switchyard users list",
-            f"    {prefix}uv run switchyard topics tail users --follow",
+            f"    {prefix}{uv} run switchyard users list",
+            f"    {prefix}{uv} run switchyard topics tail users --follow",
             "",
             "  Ctrl-C or SIGTERM stops everything in order; a second Ctrl-C kills the services.",
             rule,
@@ -98,3 +101,15 @@ class Banner:
     @staticmethod
     def _moved(spec: ServiceSpec) -> str:
         return f" ({spec.preferred} was taken)" if spec.port != spec.preferred else ""
+
+
+def uv_command() -> str:
+    """How to call uv from this directory: ``uv`` when it is on PATH, else the one that
+    started this process (``make bootstrap`` installs it into var/tools when missing)."""
+    if shutil.which("uv"):
+        return "uv"
+    started_by = os.environ.get("UV")
+    if not started_by:
+        return "var/tools/bin/uv"
+    relative = os.path.relpath(started_by)
+    return started_by if relative.startswith("..") else relative
