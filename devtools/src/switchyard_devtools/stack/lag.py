@@ -94,6 +94,8 @@ def measure(bootstrap: str, expected: Sequence[tuple[str, str]] = (), timeout: f
         topics_of.setdefault(group, set()).add(topic)
     # committed[group][(topic, partition)]: the next offset it will read; None: none yet.
     committed: dict[str, dict[tuple[str, int], int | None]] = {}
+    # A topic the metadata does not show cannot be judged: unknown, never caught up.
+    missing = sorted({t for topics in topics_of.values() for t in topics} - set(metadata.topics))
     for group, topics in sorted(topics_of.items()):
         wanted = [
             TopicPartition(topic, partition)
@@ -133,7 +135,7 @@ def measure(bootstrap: str, expected: Sequence[tuple[str, str]] = (), timeout: f
             # Uncommitted: the group starts from the beginning (auto.offset.reset=earliest;
             # the memory broker deletes nothing, so the beginning is offset 0).
             per_topic[topic] = per_topic.get(topic, 0) + max(0, high - (offset or 0))
-    lag.unknown = sorted(set(lag.unknown))
+    lag.unknown = sorted({*lag.unknown, *(f"{topic} (not in the metadata)" for topic in missing)})
     return lag
 
 
