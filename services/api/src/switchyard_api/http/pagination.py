@@ -7,7 +7,8 @@ position, so the document and the code agree on which cursors are refused.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -30,3 +31,15 @@ class PageQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     limit: Limit = 50
+
+
+Row = TypeVar("Row")
+
+
+def cut_page(
+    rows: list[Row], limit: int, cursor_of: Callable[[Row], str]
+) -> tuple[list[Row], str | None]:
+    """``rows`` were fetched with ``limit + 1``: the page, and the cursor after its last
+    row when the extra row shows there is more (else None)."""
+    page = rows[:limit]
+    return page, cursor_of(page[-1]) if len(rows) > limit else None

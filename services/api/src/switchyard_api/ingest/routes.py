@@ -15,6 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from switchyard import metrics
 from switchyard.kafka.topics import HEALTH, LOGS, topic_name
 from switchyard_api.http.contract import Body, Out, Reply, endpoint
+from switchyard_api.http.pagination import cut_page
 from switchyard_api.http.problems import Problem
 from switchyard_api.http.request_context import current_request_id
 from switchyard_api.ingest.parsing import BodyParser
@@ -183,7 +184,7 @@ def get_logs(query: LogQuery) -> LogPage:
         after=_position(query.cursor),
         limit=query.limit + 1,
     )
-    rows, cursor = _page(items, query.limit)
+    rows, cursor = cut_page(items, query.limit, _time_cursor)
     return LogPage(items=[LogEntry.model_validate(row) for row in rows], next_cursor=cursor)
 
 
@@ -204,7 +205,7 @@ def get_health(query: HealthQuery) -> HealthPage:
         after=_position(query.cursor),
         limit=query.limit + 1,
     )
-    rows, cursor = _page(items, query.limit)
+    rows, cursor = cut_page(items, query.limit, _time_cursor)
     return HealthPage(items=[HealthPing.model_validate(row) for row in rows], next_cursor=cursor)
 
 
@@ -229,10 +230,5 @@ def _position(cursor: str | None) -> Position | None:
     return moment, uuid.UUID(hex=item_id)
 
 
-def _page(items: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    more = len(items) > limit
-    items = items[:limit]
-    if not more:
-        return items, None
-    last = items[-1]
-    return items, f"{(last['timestamp'] - _EPOCH) // _MICROSECOND}_{last['id'].hex}"
+def _time_cursor(row: dict[str, Any]) -> str:
+    return f"{(row['timestamp'] - _EPOCH) // _MICROSECOND}_{row['id'].hex}"

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from switchyard.kafka.topics import PRODUCTS, topic_name
 from switchyard_api.http.contract import Out, Reply, endpoint
+from switchyard_api.http.pagination import cut_page
 from switchyard_api.http.problems import Problem, invalid_fields
 from switchyard_api.http.request_context import current_request_id
 from switchyard_api.products.schemas import (
@@ -107,10 +108,10 @@ def get_product(product_id: int) -> Product:
 )
 def list_products(query: ProductListQuery) -> ProductPage:
     before = int(query.cursor) if query.cursor else None
-    items = _store().list(query.user_id, before, query.limit + 1)
-    more = len(items) > query.limit
-    items = items[: query.limit]
-    return ProductPage(
-        items=[Product.model_validate(item) for item in items],
-        next_cursor=str(items[-1]["product_id"]) if more else None,
-    )
+    rows = _store().list(query.user_id, before, query.limit + 1)
+    items, cursor = cut_page(rows, query.limit, _id_cursor)
+    return ProductPage(items=[Product.model_validate(item) for item in items], next_cursor=cursor)
+
+
+def _id_cursor(product: dict[str, Any]) -> str:
+    return str(product["product_id"])

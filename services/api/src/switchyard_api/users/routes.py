@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, current_app
 
 from switchyard.kafka.topics import USERS, topic_name
 from switchyard_api.http.contract import Out, Reply, endpoint
+from switchyard_api.http.pagination import cut_page
 from switchyard_api.http.problems import Problem
 from switchyard_api.http.request_context import current_request_id
 from switchyard_api.services import ApiServices
@@ -112,13 +115,12 @@ def get_user(user_id: int) -> Reply:
 def list_users(query: UserListQuery) -> UserPage:
     store, _ = _parts()
     after = int(query.cursor) if query.cursor else 0
-    items = store.list(after, query.limit + 1)
-    more = len(items) > query.limit
-    items = items[: query.limit]
-    return UserPage(
-        items=[User.model_validate(item) for item in items],
-        next_cursor=str(items[-1]["id"]) if more else None,
-    )
+    items, cursor = cut_page(store.list(after, query.limit + 1), query.limit, _id_cursor)
+    return UserPage(items=[User.model_validate(item) for item in items], next_cursor=cursor)
+
+
+def _id_cursor(user: dict[str, Any]) -> str:
+    return str(user["id"])
 
 
 @endpoint(
