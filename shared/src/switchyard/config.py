@@ -194,6 +194,43 @@ class ImageWorkerSettings(BaseModel):
     requeue_after_seconds: float = Field(default=1_800.0, ge=0, le=604_800)
 
 
+class JobTypeLimit(BaseModel):
+    """Cluster-wide limits of one job type; unset: unlimited."""
+
+    model_config = {"extra": "forbid"}
+    concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    rate_per_second: float | None = Field(default=None, gt=0, le=100_000)
+
+
+class JobSettings(BaseModel):
+    """Background jobs: the API's defaults and the job-worker (``JOBS__*``)."""
+
+    default_max_attempts: int = Field(default=5, ge=1, le=100)
+    default_timeout_seconds: int = Field(default=300, ge=1, le=86_400)
+    # Per type, e.g. JOBS__LIMITS='{"http.request": {"concurrency": 3, "rate_per_second": 10}}'.
+    limits: dict[str, JobTypeLimit] = Field(default_factory=dict)
+    # Jobs one worker process runs at once (asyncio tasks on one event loop).
+    pool_size: int = Field(default=64, ge=1, le=10_000)
+    # Messages claimed in one transaction; the pool may hold this many beyond pool_size.
+    max_batch: int = Field(default=200, ge=1, le=5_000)
+    batch_wait_seconds: float = Field(default=0.005, gt=0, le=10)
+    # A running job's lease; renewed every third of it. A worker that dies loses its
+    # jobs to the reaper after this long.
+    lease_seconds: float = Field(default=30.0, ge=1, le=3_600)
+    # The scheduler leader's lease: a dead leader is replaced within this.
+    leader_lease_seconds: float = Field(default=6.0, ge=1, le=600)
+    # How often the leader promotes due delayed jobs and fires due schedules.
+    tick_seconds: float = Field(default=0.2, gt=0, le=60)
+    # A failed attempt waits retry_base * 2^(attempt-1), half of it jittered, capped.
+    retry_base_seconds: float = Field(default=1.0, gt=0, le=3_600)
+    retry_cap_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    # SIGTERM: running jobs get this long to finish before they go back to the queue.
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3_600)
+    # Bounds on what a job's result keeps (http.request keeps a body excerpt).
+    max_result_bytes: int = Field(default=65_536, ge=256, le=10_485_760)
+    http_body_excerpt_bytes: int = Field(default=2_048, ge=0, le=1_048_576)
+
+
 class Settings(BaseSettings):
     """Everything a Switchyard process reads from its environment."""
 
@@ -229,6 +266,7 @@ class Settings(BaseSettings):
     batcher: BatcherSettings = BatcherSettings()
     fetch: FetchSettings = FetchSettings()
     image_worker: ImageWorkerSettings = ImageWorkerSettings()
+    jobs: JobSettings = JobSettings()
 
     @field_validator("database_url")
     @classmethod

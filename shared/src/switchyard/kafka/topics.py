@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -16,6 +17,9 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from switchyard.backoff import backoff_delay
 from switchyard.config import Settings
 from switchyard.logging import get_logger
+
+if TYPE_CHECKING:
+    from switchyard.jobs.records import JobTopics
 
 log = get_logger(__name__)
 
@@ -63,11 +67,33 @@ COUPONS = Topic(
     False,
 )
 JOBS = Topic(
-    "jobs", "job id", ("job.enqueued",), "api (outbox relay), job-worker scheduler", "job-worker"
+    "jobs",
+    "job id",
+    ("job.enqueued",),
+    "api, job-worker (outbox relay)",
+    "job-worker",
 )
-JOBS_RETRY = Topic("jobs.retry", "job id", ("job.retry",), "job-worker", "job-worker", False)
+# A failed attempt waits in the shortest tier at least as long as its backoff.
+JOB_RETRY_TIERS: tuple[tuple[str, float], ...] = (
+    ("jobs.retry-5s", 5.0),
+    ("jobs.retry-1m", 60.0),
+    ("jobs.retry-10m", 600.0),
+)
+JOBS_RETRY = tuple(
+    Topic(name, "job id", ("job.retry",), "job-worker (outbox relay)", "job-worker", False)
+    for name, _ in JOB_RETRY_TIERS
+)
 
-CATALOGUE: tuple[Topic, ...] = (USERS, LOGS, HEALTH, TARGETS, PRODUCTS, COUPONS, JOBS, JOBS_RETRY)
+CATALOGUE: tuple[Topic, ...] = (
+    USERS,
+    LOGS,
+    HEALTH,
+    TARGETS,
+    PRODUCTS,
+    COUPONS,
+    JOBS,
+    *JOBS_RETRY,
+)
 
 
 def topic_name(settings: Settings, topic: Topic | str) -> str:
@@ -148,3 +174,15 @@ def ensure_topics(
             # Another process created it between our listing and our request.
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
+
+
+def job_topics(settings: Settings) -> JobTopics:
+    """The prefixed names the job state changes publish to."""
+    from switchyard.jobs.records import JobTopics
+
+    jobs = topic_name(settings, JOBS)
+    return JobTopics(
+        jobs=jobs,
+        retry_tiers=tuple((topic_name(settings, name), d) for name, d in JOB_RETRY_TIERS),
+        dead=dlq_name(jobs),
+    )
