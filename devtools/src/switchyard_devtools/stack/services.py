@@ -7,11 +7,20 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from switchyard.kafka.topics import JOB_RETRY_TIERS
 from switchyard_devtools.stack.processes import free_port, port_is_free
 
 API = "api"
 RELAY = "outbox-relay"
 IMAGE_WORKER = "image-worker"
+JOB_WORKER = "job-worker"
+# The job-worker's groups (services/job-worker/DESIGN.md): `jobs`, and one runner per
+# retry tier. A tier holds its records until their due time, so a stop may wait for them
+# up to the drain timeout; what is still held then is reported as lost with the broker.
+JOB_WORKER_CONSUMES = (
+    ("job-worker", "jobs"),
+    *(("job-worker-retry", name) for name, _ in JOB_RETRY_TIERS),
+)
 # Where compressed product images go, under the dev stack's var dir (kept between runs):
 # the image-worker writes there, the API reads the same files.
 MEDIA_DIR = "media"
@@ -70,7 +79,7 @@ CATALOGUE = (
     _Entry(
         IMAGE_WORKER, "switchyard-image-worker", (), 9103, 0, 2, (("image-worker", "products"),)
     ),
-    _Entry("job-worker", "switchyard-job-worker", (), 9104, 0, 2),
+    _Entry(JOB_WORKER, "switchyard-job-worker", (), 9104, 0, 2, JOB_WORKER_CONSUMES),
     _Entry("health-checker", "switchyard-health-checker", (), 9105, 0, 2),
     _Entry(RELAY, "switchyard-api", ("relay",), 9101, 0, 1),
     _Entry(API, "switchyard-api", ("serve",), 8080, 1, 0),
