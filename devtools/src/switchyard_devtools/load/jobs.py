@@ -58,14 +58,21 @@ def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
 
 
 def wait_until_finished(
-    engine: sa.Engine, ids: Sequence[str], timeout: float, progress: bool = True
+    engine: sa.Engine,
+    ids: Sequence[str],
+    timeout: float,
+    progress: bool = True,
+    table: str = "jobs",
 ) -> tuple[float | None, int]:
     """(seconds until every job is final or None after ``timeout``, jobs not final)."""
+    if table not in TIMED_TABLES:
+        raise ValueError(f"no jobs in {table!r}")
     remaining = set(ids)
     started = time.monotonic()
     bar = tqdm(total=len(ids), desc="finished", unit="job", disable=not progress)
     query = sa.text(
-        "SELECT id::text FROM jobs WHERE id = ANY(CAST(:ids AS uuid[])) AND status = ANY(:final)"
+        f"SELECT id::text FROM {table} WHERE id = ANY(CAST(:ids AS uuid[])) "  # noqa: S608
+        "AND status = ANY(:final)"
     )
     try:
         while remaining and time.monotonic() - started < timeout:
