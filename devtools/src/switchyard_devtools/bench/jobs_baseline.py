@@ -11,15 +11,17 @@ metrics or outbox; the enqueue commits the row, then produces the message.
 Run by ``switchyard bench jobs`` as its own process(es):
 
     python -m switchyard_devtools.bench.jobs_baseline setup DSN
-    python -m switchyard_devtools.bench.jobs_baseline enqueue DSN BOOTSTRAP TOPIC COUNT [PER_S]
-    python -m switchyard_devtools.bench.jobs_baseline work DSN BOOTSTRAP TOPIC GROUP
+    python -m ... enqueue DSN BOOTSTRAP TOPIC COUNT [PER_S BATCH]
+    python -m ... work DSN BOOTSTRAP TOPIC GROUP
 
-``enqueue`` prints the ids it enqueued, one a line; ``work`` runs until SIGTERM.
+``enqueue`` commits BATCH rows, then produces their messages (PER_S: jobs per second,
+0 for as fast as it goes) and prints the ids, one a line; ``work`` runs until SIGTERM.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -37,28 +39,33 @@ def setup(dsn: str) -> None:
             f"CREATE TABLE IF NOT EXISTS {TABLE} ("
             " id uuid PRIMARY KEY, type text NOT NULL, payload jsonb NOT NULL,"
             " status text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),"
-            " started_at timestamptz, finished_at timestamptz, result jsonb)"
+            " started_at timestamptz, finished_at timestamptz, worker text, result jsonb)"
         )
     connection.close()
 
 
-def enqueue(dsn: str, bootstrap: str, topic: str, count: int, per_second: float = 0) -> None:
+def enqueue(
+    dsn: str, bootstrap: str, topic: str, count: int, per_second: float = 0, batch: int = 1
+) -> None:
     connection = psycopg2.connect(dsn)
-    connection.autocommit = True
     cursor = connection.cursor()
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     started = time.perf_counter()
-    for index in range(count):
+    for first in range(0, count, batch):
         if per_second:
-            time.sleep(max(0.0, started + index / per_second - time.perf_counter()))
-        job_id = str(uuid.uuid4())
-        cursor.execute(
-            f"INSERT INTO {TABLE} (id, type, payload, status) VALUES (%s, 'echo', %s, 'queued')",  # noqa: S608
-            (job_id, json.dumps({"n": index})),
-        )
-        producer.produce(topic, key=job_id, value=job_id)
-        producer.poll(0)
-        print(job_id)
+            time.sleep(max(0.0, started + first / per_second - time.perf_counter()))
+        ids = [str(uuid.uuid4()) for _ in range(min(batch, count - first))]
+        for job_id in ids:
+            cursor.execute(
+                f"INSERT INTO {TABLE} (id, type, payload, status) "  # noqa: S608
+                "VALUES (%s, 'echo', %s, 'queued')",
+                (job_id, json.dumps({"bench": True})),
+            )
+        connection.commit()  # the rows exist before their messages do
+        for job_id in ids:
+            producer.produce(topic, key=job_id, value=job_id)
+            producer.poll(0)
+            print(job_id)
     producer.flush()
     connection.close()
 
@@ -78,6 +85,7 @@ def work(dsn: str, bootstrap: str, topic: str, group: str) -> None:
         }
     )
     consumer.subscribe([topic])
+    worker = str(os.getpid())
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while True:
@@ -86,9 +94,9 @@ def work(dsn: str, bootstrap: str, topic: str, group: str) -> None:
                 continue
             job_id = (message.value() or b"").decode()
             cursor.execute(
-                f"UPDATE {TABLE} SET status = 'running', started_at = now() "  # noqa: S608
+                f"UPDATE {TABLE} SET status = 'running', started_at = now(), worker = %s "  # noqa: S608
                 "WHERE id = %s AND status <> 'succeeded' RETURNING payload",
-                (job_id,),
+                (worker, job_id),
             )
             row = cursor.fetchone()
             if row is not None:
@@ -109,7 +117,8 @@ def main(argv: list[str]) -> None:
     if command == "setup":
         setup(args[0])
     elif command == "enqueue":
-        enqueue(args[0], args[1], args[2], int(args[3]), float(args[4]) if args[4:] else 0)
+        per_second, batch = (float(args[4]), int(args[5])) if args[4:] else (0.0, 1)
+        enqueue(args[0], args[1], args[2], int(args[3]), per_second, batch)
     elif command == "work":
         work(args[0], args[1], args[2], args[3])
     else:
