@@ -21,6 +21,7 @@ from switchyard.config import Settings
 from switchyard.kafka.topics import ensure_topics
 from switchyard_devtools.bench import BENCHMARKS, jobs, jobs_baseline
 from switchyard_devtools.bench.jobs_report import Idle, Run, report
+from switchyard_devtools.load import jobs as load_jobs
 from switchyard_devtools.load.jobs import JobsSummary
 from switchyard_devtools.stack.processes import spawn, stop_process
 from switchyard_devtools.testing.infra import settings_env
@@ -134,3 +135,37 @@ def _wait_for(
             return rows
         assert time.monotonic() < deadline, rows
         time.sleep(0.2)
+
+
+@pytest.mark.integration
+def test_wait_until_finished_needs_every_job_final(
+    settings: Settings, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Across several chunks (5 ids each here): done only when every job is succeeded,
+    dead or cancelled; a job still running keeps it waiting until its deadline."""
+    monkeypatch.setattr(load_jobs, "CHUNK", 5)
+    jobs_baseline.setup(settings.database_url)
+    ids = [str(uuid.uuid4()) for _ in range(12)]
+    statuses = ["succeeded"] * 9 + ["dead", "cancelled", "running"]
+    with engine.begin() as connection:
+        for job_id, status in zip(ids, statuses, strict=True):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO baseline_jobs (id, type, payload, status) "
+                    "VALUES (:id, 'echo', '{}', :status)"
+                ),
+                {"id": job_id, "status": status},
+            )
+    waited, left = load_jobs.wait_until_finished(
+        engine, ids, 1.0, progress=False, table="baseline_jobs"
+    )
+    assert (waited, left) == (None, 1)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE baseline_jobs SET status = 'succeeded' WHERE id = :id"),
+            {"id": ids[-1]},
+        )
+    waited, left = load_jobs.wait_until_finished(
+        engine, ids, 10.0, progress=False, table="baseline_jobs"
+    )
+    assert waited is not None and left == 0

@@ -64,33 +64,36 @@ def wait_until_finished(
     progress: bool = True,
     table: str = "jobs",
 ) -> tuple[float | None, int]:
-    """(seconds until every job is final or None after ``timeout``, jobs not final)."""
+    """(seconds until every job is final or None after ``timeout``, jobs not final).
+
+    Jobs finish roughly in the order they were enqueued, so only the oldest ``CHUNK``
+    not yet final are looked up per poll: a poll costs the same for 1,000 jobs as for
+    100,000, and the machine being measured is barely disturbed.
+    """
     if table not in TIMED_TABLES:
         raise ValueError(f"no jobs in {table!r}")
-    remaining = set(ids)
+    remaining = list(dict.fromkeys(ids))
     started = time.monotonic()
-    bar = tqdm(total=len(ids), desc="finished", unit="job", disable=not progress)
+    bar = tqdm(total=len(remaining), desc="finished", unit="job", disable=not progress)
     query = sa.text(
         f"SELECT id::text FROM {table} WHERE id = ANY(CAST(:ids AS uuid[])) "  # noqa: S608
         "AND status = ANY(:final)"
     )
     try:
         while remaining and time.monotonic() - started < timeout:
+            head = remaining[:CHUNK]
             try:
                 with engine.connect() as connection:
-                    done = {
-                        row[0]
-                        for chunk in _chunks(sorted(remaining))
-                        for row in connection.execute(query, {"ids": chunk, "final": list(FINAL)})
-                    }
+                    params = {"ids": head, "final": list(FINAL)}
+                    done = {row[0] for row in connection.execute(query, params)}
             except sa.exc.OperationalError as exc:
                 click.echo(f"PostgreSQL unreachable, still waiting: {exc.orig}".strip(), err=True)
                 time.sleep(1.0)
                 continue
-            remaining -= done
+            remaining = [i for i in head if i not in done] + remaining[CHUNK:]
             bar.update(len(done))
-            if remaining:
-                time.sleep(0.25)
+            if len(done) < len(head):
+                time.sleep(0.25)  # the head is not done yet; otherwise look further at once
     finally:
         bar.close()
     return (None if remaining else time.monotonic() - started), len(remaining)
