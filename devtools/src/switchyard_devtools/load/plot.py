@@ -57,9 +57,11 @@ def plot_run(timings: Sequence[JobTiming], path: Path, title: str) -> None:
     starts, enqueued, done, latencies = series(timings)
     width = starts[1] - starts[0] if len(starts) > 1 else 1.0
     figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(10, 6.5))
-    top.plot(starts, [n / width for n in enqueued], label="enqueued", color="tab:blue")
-    top.plot(starts, [n / width for n in done], label="finished", color="tab:green")
+    steps = {"drawstyle": "steps-post"}
+    top.plot(starts, [n / width for n in enqueued], label="enqueued", color="tab:blue", **steps)
+    top.plot(starts, [n / width for n in done], label="finished", color="tab:green", **steps)
     top.set_ylabel("jobs/s")
+    top.set_ylim(bottom=0)
     top.legend(loc="upper right")
     top.grid(alpha=0.3)
     top.set_title(title, fontsize=10)
