@@ -16,15 +16,15 @@ from hypothesis import strategies as st
 from switchyard.jobs import store
 from switchyard.jobs.types import CATALOGUE, HttpRequestPayload
 from switchyard_api.http.problems import Problem
-from switchyard_api.jobs.payloads import KINDS, URL_PATTERN, check_payload
-from switchyard_api.jobs.schemas import (
+from switchyard_api.jobs.bodies import (
     CRON_PATTERN,
     JOB_CREATE_SCHEMA,
-    SCHEDULE_NAME_PATTERN,
     JobCreate,
     ScheduleCreate,
     parse_body,
 )
+from switchyard_api.jobs.payloads import KINDS, URL_PATTERN, check_payload
+from switchyard_api.jobs.schemas import SCHEDULE_NAME_PATTERN
 
 
 def _fields(data: Any, model: Any = JobCreate) -> list[str]:

@@ -14,8 +14,9 @@ from flask import Blueprint
 from switchyard.jobs import store
 from switchyard.jobs.records import STATUSES
 from switchyard_api.http.contract import Out, endpoint
+from switchyard_api.jobs.bodies import Replay
 from switchyard_api.jobs.context import UNAVAILABLE, answer_503_when_postgres_is_down, jobs_context
-from switchyard_api.jobs.schemas import JobsOverview, Replay, Replayed, TopicLag
+from switchyard_api.jobs.schemas import JobsOverview, Replayed, TopicLag
 
 jobs_admin = Blueprint("jobs_admin", __name__)
 answer_503_when_postgres_is_down(jobs_admin)

@@ -19,23 +19,14 @@ from switchyard_api.http.pagination import cut_page
 from switchyard_api.http.problems import Problem
 from switchyard_api.http.request_context import current_request_id
 from switchyard_api.http.validation import read_json
+from switchyard_api.jobs.bodies import JobCreate, JobCreateBody, parse_body
 from switchyard_api.jobs.context import (
     TAGS,
     UNAVAILABLE,
     answer_503_when_postgres_is_down,
     jobs_context,
 )
-from switchyard_api.jobs.schemas import (
-    AttemptList,
-    Job,
-    JobCreate,
-    JobCreateBody,
-    JobId,
-    JobListQuery,
-    JobPage,
-    JobRef,
-    parse_body,
-)
+from switchyard_api.jobs.schemas import AttemptList, Job, JobId, JobListQuery, JobPage, JobRef
 
 jobs = Blueprint("jobs", __name__)
 answer_503_when_postgres_is_down(jobs)

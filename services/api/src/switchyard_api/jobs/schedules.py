@@ -15,16 +15,9 @@ from switchyard_api.http.contract import Body, Out, Reply, endpoint
 from switchyard_api.http.pagination import cut_page
 from switchyard_api.http.problems import Problem, invalid_fields
 from switchyard_api.http.validation import read_json
+from switchyard_api.jobs.bodies import ScheduleCreate, ScheduleCreateBody, parse_body
 from switchyard_api.jobs.context import UNAVAILABLE, answer_503_when_postgres_is_down, jobs_context
-from switchyard_api.jobs.schemas import (
-    Schedule,
-    ScheduleCreate,
-    ScheduleCreateBody,
-    ScheduleListQuery,
-    ScheduleName,
-    SchedulePage,
-    parse_body,
-)
+from switchyard_api.jobs.schemas import Schedule, ScheduleListQuery, ScheduleName, SchedulePage
 
 schedules = Blueprint("schedules", __name__)
 answer_503_when_postgres_is_down(schedules)
