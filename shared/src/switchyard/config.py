@@ -226,6 +226,12 @@ class JobSettings(BaseModel):
     retry_cap_seconds: float = Field(default=600.0, gt=0, le=86_400)
     # SIGTERM: running jobs get this long to finish before they go back to the queue.
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3_600)
+    # The leader re-announces a queued job unchanged this long (its message may be lost,
+    # e.g. an in-memory dev broker restarted); a duplicate message is harmless.
+    reannounce_after_seconds: float = Field(default=900.0, ge=10, le=604_800)
+    # Succeeded and cancelled jobs (and schedule runs) are deleted this long after they
+    # finished; dead jobs stay until replayed.
+    keep_finished_seconds: float = Field(default=7 * 86_400, ge=60, le=365 * 86_400)
     # Bounds on what a job's result keeps (http.request keeps a body excerpt).
     max_result_bytes: int = Field(default=65_536, ge=256, le=10_485_760)
     http_body_excerpt_bytes: int = Field(default=2_048, ge=0, le=1_048_576)

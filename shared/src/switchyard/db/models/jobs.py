@@ -31,6 +31,14 @@ class Job(Base):
         sa.Index(
             "ix_jobs_leases", "lease_expires_at", postgresql_where=sa.text("status = 'running'")
         ),
+        sa.Index(
+            "ix_jobs_lease_token", "lease_token", postgresql_where=sa.text("status = 'running'")
+        ),
+        sa.Index(
+            "ix_jobs_finished",
+            "finished_at",
+            postgresql_where=sa.text("status IN ('succeeded', 'cancelled')"),
+        ),
         sa.Index("ix_jobs_type_status", "type", "status"),
         sa.Index("ix_jobs_status_seq", "status", "seq"),
         sa.Index(

@@ -92,6 +92,20 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("parked AND status = 'queued'"),
     )
+    op.create_index(
+        "ix_jobs_lease_token",
+        "jobs",
+        ["lease_token"],
+        unique=False,
+        postgresql_where=sa.text("status = 'running'"),
+    )
+    op.create_index(
+        "ix_jobs_finished",
+        "jobs",
+        ["finished_at"],
+        unique=False,
+        postgresql_where=sa.text("status IN ('succeeded', 'cancelled')"),
+    )
     op.create_index("ix_jobs_status_seq", "jobs", ["status", "seq"], unique=False)
     op.create_index("ix_jobs_type_status", "jobs", ["type", "status"], unique=False)
     op.create_table(
