@@ -1,18 +1,27 @@
-"""Helpers for the job-worker's tests: claimed jobs, a pool run against a fake sink."""
+"""Helpers for the job-worker's tests: claimed jobs and a pool with a fake sink (unit);
+an isolated database and topics, worker processes, enqueue and wait (integration)."""
 
 from __future__ import annotations
 
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import sqlalchemy as sa
 
 from switchyard.config import Settings, load_settings
-from switchyard.jobs.records import AttemptResult, ClaimedJob
+from switchyard.db.engine import create_engine
+from switchyard.db.migrate import upgrade
+from switchyard.jobs import store
+from switchyard.jobs.records import AttemptResult, ClaimedJob, Job, NewJob
+from switchyard.kafka.topics import ensure_topics, job_topics
+from switchyard_devtools.testing.worker import WorkerProcess, partitions_owned
 from switchyard_job_worker.pool import JobPool
 from switchyard_job_worker.registry import Registry, Resources
 
@@ -83,3 +92,111 @@ def make_pool() -> Iterator[Callable[..., tuple[JobPool, Reports]]]:
     yield make
     for pool in pools:
         pool.stop()
+
+
+# -- integration: an isolated database and topics, job-worker processes -----------------
+@pytest.fixture
+def isolated(settings: Settings) -> Settings:
+    """A database and topic prefix of this test's own: another test's jobs, leader or
+    workers never see (or reap, or promote) this test's."""
+    run = uuid.uuid4().hex[:8]
+    base = settings.database_url.rsplit("/", 1)[0]
+    kafka = settings.kafka.model_copy(update={"topic_prefix": f"jw-{run}."})
+    own = settings.model_copy(update={"database_url": f"{base}/jobworker_{run}", "kafka": kafka})
+    upgrade(own)
+    ensure_topics(own)
+    return own
+
+
+@pytest.fixture
+def own_engine(isolated: Settings) -> Iterator[sa.Engine]:
+    engine = create_engine(isolated)
+    yield engine
+    engine.dispose()
+
+
+class JobWorker(WorkerProcess):
+    """A ``switchyard-job-worker`` process with quick retries and a short leader lease."""
+
+    def __init__(self, settings: Settings, workdir: Path, name: str = "a", **env: str) -> None:
+        workdir = workdir / name
+        workdir.mkdir(parents=True, exist_ok=True)
+        quick = {
+            "JOBS__RETRY_BASE_SECONDS": "0.2",
+            "JOBS__RETRY_CAP_SECONDS": "1",
+            "JOBS__LEADER_LEASE_SECONDS": "2",
+            "JOBS__TICK_SECONDS": "0.1",
+        }
+        super().__init__("switchyard-job-worker", "jobs", settings, workdir, {**quick, **env})
+
+    def wait_until_assigned(self, partitions: int = 3, timeout: float = 60.0) -> JobWorker:
+        super().wait_until_assigned(partitions, timeout)
+        return self
+
+
+def wait_until_shared(
+    pair: Sequence[JobWorker], partitions: int = 3, timeout: float = 60.0
+) -> None:
+    """Until the workers own the ``jobs`` partitions between them, each some."""
+    deadline = time.monotonic() + timeout
+    while True:
+        owned = [
+            partitions_owned(w.log.read_text() if w.log.exists() else "", "jobs") for w in pair
+        ]
+        if sum(owned) == partitions and min(owned) > 0:
+            return
+        for worker in pair:
+            assert worker.process is not None and worker.process.poll() is None, worker.logs()[
+                -3000:
+            ]
+        assert time.monotonic() < deadline, f"partitions owned: {owned}"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def workers(isolated: Settings, tmp_path: Path) -> Iterator[Callable[..., JobWorker]]:
+    started: list[JobWorker] = []
+
+    def make(name: str = "a", **env: str) -> JobWorker:
+        worker = JobWorker(isolated, tmp_path, name, **env)
+        started.append(worker)
+        return worker
+
+    yield make
+    for worker in started:
+        worker.stop_if_running()
+
+
+def enqueue(
+    engine: sa.Engine,
+    settings: Settings,
+    job_type: str,
+    payload: dict[str, Any],
+    max_attempts: int = 3,
+    timeout_seconds: int = 60,
+) -> str:
+    job = NewJob(job_type, payload, max_attempts, timeout_seconds)
+    stored, created = store.enqueue(engine, job, job_topics(settings))
+    assert created
+    return stored.id
+
+
+def wait_for_jobs(
+    engine: sa.Engine,
+    ids: Sequence[str],
+    statuses: Sequence[str] = ("succeeded", "dead"),
+    timeout: float = 60.0,
+) -> dict[str, Job]:
+    """Until every job of ``ids`` is in one of ``statuses``; the jobs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = {i: store.get_job(engine, i) for i in ids}
+        if all(j is not None and j.status in statuses for j in jobs.values()):
+            return {i: j for i, j in jobs.items() if j is not None}
+        if time.monotonic() > deadline:
+            raise AssertionError({i: j.status if j else None for i, j in jobs.items()})
+        time.sleep(0.1)
+
+
+def outcomes(engine: sa.Engine, job_id: str) -> list[str]:
+    return [a.outcome for a in store.list_attempts(engine, job_id)]

@@ -46,6 +46,7 @@ class Duty:
     name: str
     every_seconds: float
     run: Callable[[sa.Connection], int]  # -> how many things it did
+    quiet: bool = False  # routine (every tick): logged at debug
 
 
 class SchedulerLeader:
@@ -80,8 +81,7 @@ class SchedulerLeader:
         except Exception as exc:
             self._warn("lease", exc)
             leading = False
-        if leading != self.leading:
-            log.info("scheduler leadership " + ("taken" if leading else "lost"))
+        if leading != self.leading:  # the lease logs the change itself
             self._due = dict.fromkeys(self._due, 0.0)
         self.leading = leading
 
@@ -94,19 +94,20 @@ class SchedulerLeader:
                 with self.lease.transaction() as connection:
                     done = duty.run(connection)
             except LostLeadership:
-                log.info("scheduler leadership lost", duty=duty.name)
+                log.warning("leadership lost during a duty", duty=duty.name)
                 self.leading = False
                 return
             except Exception as exc:
                 self._warn(duty.name, exc)
                 continue
             if done:
-                log.info("scheduler duty done", duty=duty.name, count=done)
+                (log.debug if duty.quiet else log.info)(
+                    "leader duty done", duty=duty.name, count=done
+                )
 
     def _resign(self) -> None:
         try:
             self.lease.resign()
-            log.info("scheduler leadership given up")
         except Exception as exc:  # the lease expires by itself
             log.warning("resigning the scheduler lease failed", error=f"{exc}"[:300])
         self.leading = False

@@ -136,15 +136,30 @@ def type_limits(config: JobSettings) -> dict[str, TypeLimit]:
 
 def duties(config: JobSettings, topics: JobTopics, limits: dict[str, TypeLimit]) -> list[Duty]:
     base, cap = config.retry_base_seconds, config.retry_cap_seconds
+    attempts, timeout = config.default_max_attempts, config.default_timeout_seconds
     return [
-        Duty("promote_due", config.tick_seconds, lambda c: lifecycle.promote_due(c, topics)),
+        Duty("promote_due", config.tick_seconds, lambda c: lifecycle.promote_due(c, topics), True),
         Duty(
             "fire_schedules",
             config.tick_seconds,
-            lambda c: lifecycle.fire_schedules(c, topics, config.default_max_attempts),
+            lambda c: lifecycle.fire_schedules(c, topics, attempts, timeout),
         ),
-        Duty("reap_expired", 1.0, lambda c: lifecycle.reap_expired(c, topics, base, cap)),
-        Duty("wake_parked", 1.0, lambda c: lifecycle.wake_parked(c, topics, limits)),
+        Duty(
+            "reap_expired",
+            1.0,
+            lambda c: lifecycle.reap_expired(c, topics, base, cap, limits=limits),
+        ),
+        Duty("wake_parked", 1.0, lambda c: lifecycle.wake_parked(c, topics, limits), True),
+        Duty(
+            "reannounce_stale",
+            60.0,
+            lambda c: lifecycle.reannounce_stale(c, topics, config.reannounce_after_seconds),
+        ),
+        Duty(
+            "prune_finished",
+            60.0,
+            lambda c: lifecycle.prune_finished(c, config.keep_finished_seconds),
+        ),
     ]
 
 
