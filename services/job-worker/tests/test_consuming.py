@@ -159,22 +159,31 @@ def test_not_before_comes_from_the_header_else_the_data_and_is_capped_by_the_tie
     assert capped == pytest.approx(now + 5, abs=0.01)
 
 
-def test_the_tier_policy_holds_the_batch_until_its_latest_record_is_due() -> None:
+def test_the_tier_policy_requeues_each_record_once_it_is_due_in_due_order() -> None:
     runner, requeued = FakeRunner(), []
+    runner.pause_for = lambda seconds: time.sleep(seconds) or True  # type: ignore[method-assign]
     now = time.time()
+    later, sooner = now + 0.4, now + 0.2
     events = [
-        record("job.retry", {"id": JOB_A, "attempt": 1, "not_before": now + 2}),
-        record("job.retry", {"id": JOB_B, "attempt": 3, "not_before": now + 4}, 1),
-        record("job.retry", {"id": JOB_A, "attempt": 1, "not_before": now + 2}, 2),
+        record("job.retry", {"id": JOB_B, "attempt": 3, "not_before": later}),
+        record("job.retry", {"id": JOB_A, "attempt": 1, "not_before": sooner}, 1),
+        record("job.retry", {"id": JOB_A, "attempt": 1, "not_before": sooner}, 2),
     ]
-    policy = RetryTierPolicy(tier_delay_seconds=5)
-    handler = Requeuer(lambda due: requeued.append(list(due)) or len(due))
-    assert policy.handle(events, handler, runner) is Outcome.COMMIT
-    (waited,) = runner.paused
-    assert 3 < waited <= 4
-    assert requeued == [[(JOB_A, 1), (JOB_B, 3)]]
 
+    def requeue(due: Sequence[tuple[str, int]]) -> int:
+        requeued.append((list(due), time.time()))
+        return len(due)
+
+    policy = RetryTierPolicy(tier_delay_seconds=5)
+    assert policy.handle(events, Requeuer(requeue), runner) is Outcome.COMMIT
+    assert [due for due, _ in requeued] == [[(JOB_A, 1)], [(JOB_B, 3)]]
+    assert requeued[0][1] >= sooner and requeued[1][1] >= later  # never before due
+
+
+def test_a_stop_while_the_tier_waits_leaves_the_rest_uncommitted() -> None:
+    runner, requeued = FakeRunner(), []
     runner.stop.set()
-    requeued.clear()
-    assert policy.handle(events, handler, runner) is Outcome.LEAVE_UNCOMMITTED
+    events = [record("job.retry", {"id": JOB_A, "attempt": 1, "not_before": time.time() + 60})]
+    handler = Requeuer(lambda due: requeued.append(list(due)) or len(due))  # type: ignore[func-returns-value]
+    assert RetryTierPolicy(120).handle(events, handler, runner) is Outcome.LEAVE_UNCOMMITTED
     assert requeued == []

@@ -13,6 +13,7 @@ tiers never wait for it. Each tier has its own runner and group
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -66,7 +67,9 @@ def _data_due(event: ConsumedEvent) -> float:
 
 
 class RetryTierPolicy(RetryInPlaceThenDeadLetter):
-    """The default policy, once the batch's records are due."""
+    """The default policy for each record once it is due: the records of a batch are
+    handled in the order they fall due, none held for a later one (a tier mixes delays:
+    the 10-minute tier holds every backoff between one and ten minutes)."""
 
     def __init__(self, tier_delay_seconds: float, max_attempts: int = 3) -> None:
         super().__init__(max_attempts)
@@ -75,9 +78,17 @@ class RetryTierPolicy(RetryInPlaceThenDeadLetter):
     def handle(
         self, events: list[ConsumedEvent], handler: BatchHandler, runner: RunnerControls
     ) -> Outcome:
-        if not wait_until_due(events, runner, lambda e: not_before(e, self.tier_delay)):
-            return Outcome.LEAVE_UNCOMMITTED
-        return super().handle(events, handler, runner)
+        due = {id(e): not_before(e, self.tier_delay) for e in events}
+        pending = sorted(events, key=lambda e: due[id(e)])
+        while pending:
+            if not wait_until_due(pending[:1], runner, lambda e: due[id(e)]):
+                return Outcome.LEAVE_UNCOMMITTED  # what was requeued stays so: idempotent
+            now = time.time()
+            ready = [e for e in pending if due[id(e)] <= now]
+            pending = pending[len(ready) :]
+            if super().handle(ready, handler, runner) is Outcome.LEAVE_UNCOMMITTED:
+                return Outcome.LEAVE_UNCOMMITTED
+        return Outcome.COMMIT
 
 
 class Requeuer:
