@@ -32,7 +32,13 @@ from switchyard import metrics, tracing
 from switchyard.config import Settings
 from switchyard.jobs.records import AttemptOutcome, AttemptResult, ClaimedJob
 from switchyard.logging import bind_context, get_logger
-from switchyard_job_worker.registry import JobContext, JobFailed, Registry, Resources
+from switchyard_job_worker.registry import (
+    JobContext,
+    JobFailed,
+    JobFailedForGood,
+    Registry,
+    Resources,
+)
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -209,7 +215,9 @@ class JobPool:
         attributes = {"job.id": job.id, "job.type": job.type, "job.attempt": job.attempt}
         try:
             with tracing.span(f"job {job.type}", parent_headers=parent, **attributes):
-                outcome, value, error = await self._call(job, began + job.timeout_seconds)
+                outcome, value, error, permanent = await self._call(
+                    job, began + job.timeout_seconds
+                )
         finally:
             in_progress.dec()
             run_seconds = loop.time() - began
@@ -219,19 +227,21 @@ class JobPool:
         else:
             log.warning("job attempt failed", outcome=outcome, error=error, max=job.max_attempts)
         finished_at = datetime.now(UTC)
-        return AttemptResult(job, outcome, started_at, finished_at, value, error)
+        return AttemptResult(job, outcome, started_at, finished_at, value, error, permanent)
 
     async def _call(
         self, job: ClaimedJob, deadline: float
-    ) -> tuple[AttemptOutcome, Any, str | None]:
-        """The handler's outcome, result and error; CancelledError if cancelled from outside."""
+    ) -> tuple[AttemptOutcome, Any, str | None, bool]:
+        """The handler's outcome, result, error, and whether the failure is for good;
+        CancelledError if cancelled from outside."""
         handler = self.registry.get(job.type)
         if handler is None:  # the start-up check makes this a job of a newer catalogue
-            return "failed", None, f"this worker has no handler for job type {job.type!r}"
+            # Not for good: a replica of a newer version may have it (a rolling deploy).
+            return "failed", None, f"this worker has no handler for job type {job.type!r}", False
         try:
             payload = handler.model.model_validate(job.payload)
         except ValidationError as exc:
-            return "failed", None, f"invalid payload: {exc}"[:MAX_ERROR_CHARS]
+            return "failed", None, f"invalid payload: {exc}"[:MAX_ERROR_CHARS], True
         context = JobContext(
             job.id,
             job.type,
@@ -247,11 +257,12 @@ class JobPool:
             async with scope:
                 value = await handler.run(payload, context)
             if not scope.expired():  # a handler that swallowed its cancellation timed out too
-                return "succeeded", bounded_json(value, self.settings.jobs.max_result_bytes), None
+                result = bounded_json(value, self.settings.jobs.max_result_bytes)
+                return "succeeded", result, None, False
         except Exception as exc:
             if not scope.expired():
-                return "failed", None, describe(exc)
-        return "timed_out", None, f"timed out after {job.timeout_seconds}s"
+                return "failed", None, describe(exc), isinstance(exc, JobFailedForGood)
+        return "timed_out", None, f"timed out after {job.timeout_seconds}s", False
 
 
 def describe(exc: BaseException) -> str:

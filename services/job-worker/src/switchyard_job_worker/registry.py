@@ -50,6 +50,11 @@ class JobFailed(Exception):
     """Raised by a handler to fail the attempt with exactly this message."""
 
 
+class JobFailedForGood(JobFailed):
+    """Raised by a handler for a job that can never succeed: it goes ``dead`` at once,
+    whatever attempts it has left (a URL the SSRF guard refuses, ...)."""
+
+
 @dataclass(frozen=True)
 class Resources:
     """What handlers share: the database and the guarded HTTP client."""

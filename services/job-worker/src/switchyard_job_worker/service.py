@@ -86,7 +86,7 @@ def run(context: WorkerContext) -> None:
     leader = SchedulerLeader(lease, duties(config, topics, limits), stop)
     relay_stop = StopSignal()
     relay = OutboxRelay(engine, context.producer, settings.outbox)
-    gauge = DeadLetterDepth(lambda: store.job_stats(engine).dead, stop)
+    gauge = DeadLetterDepth(lambda: store.dead_count(engine), stop)
     runners = consumers(settings, context, topics, pool, worker, limits)
 
     crashed: list[BaseException] = []

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from switchyard.fetch.errors import FetchError
+from switchyard.fetch.errors import FetchError, PermanentFetchError
 from switchyard.jobs.types import HttpRequestPayload
-from switchyard_job_worker.registry import JobContext, JobFailed, handler
+from switchyard_job_worker.registry import JobContext, JobFailed, JobFailedForGood, handler
 
 # The response headers kept in the result; the rest say little about a delivery.
 SHOWN_HEADERS = ("content-type", "content-length", "location", "retry-after", "date", "etag")
@@ -32,6 +32,8 @@ async def http_request(payload: HttpRequestPayload, job: JobContext) -> dict[str
             timeout_seconds=payload.timeout_seconds,
             max_body_bytes=job.settings.jobs.http_body_excerpt_bytes,
         )
+    except PermanentFetchError as exc:  # refused by the guard, bad TLS, redirect loop
+        raise JobFailedForGood(f"{exc.reason}: {exc}") from exc
     except FetchError as exc:
         raise JobFailed(f"{exc.reason}: {exc}") from exc
     excerpt = response.content.decode("utf-8", "replace")
