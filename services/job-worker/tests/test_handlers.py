@@ -15,7 +15,7 @@ from switchyard.config import FetchSettings
 from switchyard.fetch.fetcher import Fetcher
 from switchyard.jobs.types import FailPayload, HttpRequestPayload, SleepPayload, validate_payload
 from switchyard_job_worker.handlers import basic, http_request
-from switchyard_job_worker.registry import JobContext, JobFailed, Resources
+from switchyard_job_worker.registry import JobContext, JobFailed, JobFailedForGood, Resources
 
 from .conftest import unit_settings
 
@@ -95,11 +95,11 @@ def test_http_request_keeps_status_headers_and_a_bounded_excerpt() -> None:
     asyncio.run(scenario())
 
 
-def test_http_request_to_a_refused_address_fails_with_the_reason() -> None:
+def test_http_request_to_a_refused_address_fails_for_good_with_the_reason() -> None:
     async def scenario() -> None:
         async with hook_server() as (url, seen), Fetcher(FetchSettings()) as fetcher:
             payload = HttpRequestPayload.model_validate({"url": url})
-            with pytest.raises(JobFailed, match="refused_address"):
+            with pytest.raises(JobFailedForGood, match="refused_address"):
                 await http_request.http_request(payload, context(fetcher=fetcher))
             assert seen == []
 
