@@ -54,7 +54,10 @@ def test_the_overview_counts_every_type_and_status(
     assert isinstance(lag, list)
     assert [(item["group"], item["topic"]) for item in lag] == [
         (f"{prefix}job-worker", topics.jobs),
-        *((f"{prefix}job-worker-retry", tier) for tier, _ in topics.retry_tiers),
+        *(
+            (f"{prefix}job-worker-{tier.rsplit('.', 1)[-1]}", tier)
+            for tier, _ in topics.retry_tiers
+        ),
     ]
     assert all(item["partitions"] == settings.kafka.partitions for item in lag)
 

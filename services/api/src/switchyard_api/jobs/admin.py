@@ -29,7 +29,8 @@ TAGS = ("jobs",)
     "/admin/jobs",
     summary="Counts by type and status, dead-letter depth, oldest queued age, consumer lag",
     description="`counts` names every status for each type that has jobs. `consumer_lag` is "
-    "the job-worker groups' lag on the jobs topic and the retry tiers, read at most every "
+    "the job-worker groups' lag on the jobs topic (`job-worker`) and on each retry tier "
+    "(`job-worker-retry-5s`, ...), read at most every "
     "2 s; null when Kafka did not answer within 2 s.",
     tags=TAGS,
     admin=True,

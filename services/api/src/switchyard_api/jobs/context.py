@@ -37,10 +37,13 @@ def _build(services: ApiServices) -> JobsContext:
     settings = services.settings
     topics = job_topics(settings)
     prefix = settings.kafka.topic_prefix
-    # The job-worker's groups: the main topic, and one runner per retry tier.
+    # The job-worker's groups: one on the main topic, one per retry tier (named after it).
     groups = (
         (f"{prefix}job-worker", (topics.jobs,)),
-        (f"{prefix}job-worker-retry", tuple(topic for topic, _ in topics.retry_tiers)),
+        *(
+            (f"{prefix}job-worker-{topic.rsplit('.', 1)[-1]}", (topic,))
+            for topic, _ in topics.retry_tiers
+        ),
     )
     return JobsContext(settings, services.engine, topics, LagReader(settings, groups))
 
