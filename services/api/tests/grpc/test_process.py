@@ -38,10 +38,15 @@ def _wait_for(condition: object, what: str, timeout: float = 30.0) -> None:
 
 
 class Server:
-    def __init__(self, settings: Settings, log: Path) -> None:
+    def __init__(self, settings: Settings, log: Path, extra: dict[str, str]) -> None:
         self.port = free_port()
         self.log = log
-        env = {**settings_env(settings), "ADMIN_PORT": str(free_port()), "LOG_LEVEL": "info"}
+        env = {
+            **settings_env(settings),
+            "ADMIN_PORT": str(free_port()),
+            "LOG_LEVEL": "info",
+            **extra,
+        }
         with open(log, "ab") as out:
             self.process = spawn(
                 [
@@ -63,8 +68,8 @@ class Server:
 
 
 @pytest.fixture
-def server(settings: Settings, tmp_path: Path) -> Iterator[Server]:
-    running = Server(settings, tmp_path / "grpc.log")
+def server(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Iterator[Server]:
+    running = Server(settings, tmp_path / "grpc.log", getattr(request, "param", {}))
     _wait_for(lambda: running.logged("gRPC serving"), "the server did not start")
     yield running
     stop_process(running.process, signal.SIGKILL, 5)
@@ -112,9 +117,13 @@ def test_sigterm_lets_the_call_in_flight_finish(server: Server, engine: sa.Engin
             _wait_for(lambda: _lock_waiters(engine) > 0, "the cancel never reached the lock")
             server.process.send_signal(signal.SIGTERM)
             _wait_for(lambda: server.logged("gRPC stopping"), "SIGTERM was not taken")
-            # A new call is refused while the one in flight still runs.
-            with pytest.raises(grpc.RpcError) as refused:
-                stub.GetJob(jobs_pb2.GetJobRequest(id=job.id), timeout=10)
+            # A new connection is refused while the call in flight still runs. (A new
+            # call on a connection made before may wait for the end of the grace: gRPC.)
+            with (
+                grpc.insecure_channel(f"127.0.0.1:{server.port}") as late,
+                pytest.raises(grpc.RpcError) as refused,
+            ):
+                jobs_pb2_grpc.JobsStub(late).GetJob(jobs_pb2.GetJobRequest(id=job.id), timeout=10)
             assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
             assert not pending.done()
             locker.rollback()
@@ -132,3 +141,26 @@ def _lock_waiters(engine: sa.Engine) -> int:
                 )
             ).scalar_one()
         )
+
+
+# Tracing on; the exporter's endpoint answers nothing, which only costs the exports.
+@pytest.mark.parametrize(
+    "server", [{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}], indirect=True
+)
+def test_the_callers_trace_continues_into_the_job(server: Server, engine: sa.Engine) -> None:
+    trace_id = uuid.uuid4().hex
+    caller = (("traceparent", f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"),)
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        payload = struct_pb2.Struct()
+        payload.update({})
+        job = (
+            jobs_pb2_grpc.JobsStub(channel)
+            .Enqueue(jobs_pb2.EnqueueRequest(type="echo", payload=payload), metadata=caller)
+            .job
+        )
+    table = JobRow.__table__
+    with engine.connect() as connection:
+        stored = connection.execute(
+            sa.select(table.c.traceparent).where(table.c.id == uuid.UUID(job.id))
+        ).scalar_one()
+    assert stored is not None and stored.split("-")[1] == trace_id

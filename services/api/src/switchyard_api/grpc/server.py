@@ -40,6 +40,7 @@ from switchyard_api.http.request_context import _ACCEPTABLE_ID as ACCEPTABLE_REQ
 log = get_logger(__name__)
 REQUEST_ID = "x-request-id"
 READINESS_EVERY_SECONDS = 2.0
+TRACE_METADATA = ("traceparent", "tracestate")
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 
@@ -81,7 +82,9 @@ def _unary(
         context.send_initial_metadata(((REQUEST_ID, request_id),))
         started = time.perf_counter()
         try:
-            with tracing.span(route, rpc_system="grpc"):
+            # A caller's W3C trace context comes as metadata: the job's trace continues it.
+            parent = {key: metadata[key] for key in TRACE_METADATA if key in metadata}
+            with tracing.span(route, parent, rpc_system="grpc"):
                 response = handler(request, Call(request_id, metadata))
             failure = None
         except RpcError as error:
@@ -182,8 +185,10 @@ def serve(context: WorkerContext, host: str | None, port: int, grace: float) -> 
             _set_health(checker, context.readiness.report().ready)
     finally:
         checker.enter_graceful_shutdown()
+        # stop() closes the listener at once and returns; calls in flight get ``grace``.
+        stopped = server.stop(grace)
         log.info("gRPC stopping", grace_seconds=grace)
-        server.stop(grace).wait()
+        stopped.wait()
 
 
 def main(host: str | None, port: int, grace: float) -> None:
