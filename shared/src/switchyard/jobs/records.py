@@ -109,6 +109,8 @@ class AttemptResult:
     finished_at: datetime
     result: Any = None
     error: str | None = None
+    # The job can never succeed (a URL the SSRF guard refuses, ...): dead now, no retry.
+    permanent: bool = False
 
 
 @dataclass(frozen=True)

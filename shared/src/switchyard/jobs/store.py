@@ -308,6 +308,16 @@ def job_stats(engine: sa.Engine) -> JobStats:
     )
 
 
+def dead_count(engine: sa.Engine) -> int:
+    """Jobs ``dead`` and not replayed: the dead-letter depth (an index-only count)."""
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "dead")
+            ).scalar_one()
+        )
+
+
 def validate_cron(expression: str) -> None:
     """ValueError naming what is wrong with a five-field cron expression."""
     fields = expression.split()
