@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -165,3 +166,9 @@ def test_unknown_type_lists_the_known_types() -> None:
     [error] = caught.value.errors or []
     assert error["field"] == "type"
     assert all(name in error["message"] for name in KINDS)
+
+
+@pytest.mark.parametrize("number", ["-9223372036854775809", "18446744073709551616", "1e19"])
+def test_integers_beyond_64_bits_are_refused_even_when_read_as_floats(number: str) -> None:
+    data = orjson.loads(f'{{"type": "echo", "payload": {{"a": {{"b": [{number}]}}}}}}')
+    assert _fields(data) == ["payload.a.b[0]"]

@@ -136,6 +136,20 @@ def _integral(value: Any) -> Any:
     return value
 
 
+def _rounded_int(value: Any, path: str = "") -> str | None:
+    """Where an integer below -2**63 hides: orjson reads one as a float, and the nearest
+    float, -2**63 itself, passes the storability check (``http.fields``) as if in range."""
+    if isinstance(value, float):
+        return path if value.is_integer() and value <= -(2.0**63) else None
+    if not isinstance(value, dict | list):
+        return None
+    for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+        found = _rounded_int(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}")
+        if found is not None:
+            return found
+    return None
+
+
 def check_type(job_type: Any) -> Errors:
     if not isinstance(job_type, str):
         return [{"field": "type", "message": "must be a string naming a job type"}]
@@ -152,6 +166,9 @@ def check_payload(job_type: str, payload: Any) -> Errors:
     try:
         # First: a NUL or a 65-bit integer anywhere would fail in PostgreSQL, not here.
         _STORABLE.validate_python(payload)
+        rounded = _rounded_int(payload)  # nested at most MAX_DEPTH now
+        if rounded is not None:
+            return [{"field": f"payload{rounded}", "message": "integer beyond 64 bits"}]
         kind.model.model_validate(_integral(payload), strict=True)
         errors: Errors = []
     except ValidationError as exc:
