@@ -41,9 +41,8 @@ def relay() -> None:
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=DEFAULT_PORT,
-    show_default=True,
-    help="gRPC port (0: any free one, logged).",
+    default=None,
+    help=f"gRPC port (0: any free one, logged)  [default: API__GRPC_PORT, {DEFAULT_PORT}]",
 )
 @click.option("--host", default=None, help="Interface to listen on  [default: API__HOST]")
 @click.option(
@@ -53,7 +52,7 @@ def relay() -> None:
     show_default=True,
     help="On SIGTERM, how long calls in flight may take to finish.",
 )
-def grpc(port: int, host: str | None, grace_seconds: float) -> None:
+def grpc(port: int | None, host: str | None, grace_seconds: float) -> None:
     """Serve the jobs API over gRPC (switchyard.jobs.v1.Jobs) until SIGTERM."""
     from switchyard_api.grpc.server import main as grpc_main
 

@@ -35,7 +35,7 @@ from switchyard_api.grpc.gen import jobs_pb2
 from switchyard_api.grpc.service import SERVICE_NAME, Call, JobsService, RpcError
 
 # The HTTP API's rule for a client's request id, so both accept the same ones.
-from switchyard_api.http.request_context import _ACCEPTABLE_ID as ACCEPTABLE_REQUEST_ID
+from switchyard_api.http.request_context import ACCEPTABLE_REQUEST_ID
 
 log = get_logger(__name__)
 REQUEST_ID = "x-request-id"
@@ -191,8 +191,8 @@ def serve(context: WorkerContext, host: str | None, port: int, grace: float) -> 
         stopped.wait()
 
 
-def main(host: str | None, port: int, grace: float) -> None:
+def main(host: str | None, port: int | None, grace: float) -> None:
     def loop(context: WorkerContext) -> None:
-        serve(context, host, port, grace)
+        serve(context, host, context.settings.api.grpc_port if port is None else port, grace)
 
     run_worker("api-grpc", loop, needs=("postgres",))

@@ -12,18 +12,17 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 
 import grpc
 import sqlalchemy as sa
 
 from switchyard.config import Settings
 from switchyard.jobs import store
-from switchyard.jobs.records import JobTopics, NewJob
+from switchyard.jobs.records import JobTopics
 from switchyard_api.grpc import convert
 from switchyard_api.grpc.gen import jobs_pb2
 from switchyard_api.http.problems import Problem
-from switchyard_api.jobs.schemas import JobCreate, parse_body
+from switchyard_api.jobs.bodies import JobCreate, parse_body
 
 SERVICE_NAME = jobs_pb2.DESCRIPTOR.services_by_name["Jobs"].full_name
 
@@ -77,19 +76,7 @@ class JobsService:
             raise invalid(violations) from None
         if violations:
             raise invalid(violations)
-        defaults = self.settings.jobs
-        run_at = parsed.run_at
-        if parsed.delay_seconds:
-            # Due times are PostgreSQL's clock, as the worker compares them (as in HTTP).
-            run_at = store.now(self.engine) + timedelta(seconds=parsed.delay_seconds)
-        new = NewJob(
-            type=parsed.type,
-            payload=parsed.payload,
-            max_attempts=parsed.max_attempts or defaults.default_max_attempts,
-            timeout_seconds=parsed.timeout_seconds or defaults.default_timeout_seconds,
-            run_at=run_at,
-            idempotency_key=parsed.idempotency_key,
-        )
+        new = parsed.new_job(self.settings.jobs)
         job, created = store.enqueue(self.engine, new, self.topics, call.request_id)
         return jobs_pb2.EnqueueResponse(job=convert.job_message(job), created=created)
 

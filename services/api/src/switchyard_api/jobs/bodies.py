@@ -11,6 +11,8 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
+from switchyard.config import JobSettings
+from switchyard.jobs.records import NewJob
 from switchyard_api.http.fields import INTEGRAL, Timestamp, explained, no_nulls, text
 from switchyard_api.http.problems import invalid_fields
 from switchyard_api.http.validation import errors_from
@@ -87,6 +89,18 @@ class _Typed(BaseModel):
 
 class JobCreate(_Typed, JobOptions):
     model_config = ConfigDict(extra="forbid")
+
+    def new_job(self, defaults: JobSettings) -> NewJob:
+        """What the store enqueues (HTTP and gRPC alike), with the configured defaults."""
+        return NewJob(
+            type=self.type,
+            payload=self.payload,
+            max_attempts=self.max_attempts or defaults.default_max_attempts,
+            timeout_seconds=self.timeout_seconds or defaults.default_timeout_seconds,
+            run_at=self.run_at,
+            delay_seconds=self.delay_seconds,
+            idempotency_key=self.idempotency_key,
+        )
 
 
 class ScheduleCreate(_Typed):

@@ -7,13 +7,10 @@ a repeated ``idempotency_key`` never stores a second job, however many requests 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint
 
 from switchyard.jobs import store
 from switchyard.jobs.records import Job as JobRecord
-from switchyard.jobs.records import NewJob
 from switchyard_api.http.contract import Body, Out, Reply, endpoint
 from switchyard_api.http.pagination import cut_page
 from switchyard_api.http.problems import Problem
@@ -80,19 +77,7 @@ def _conflict(exc: store.JobStateConflict) -> Problem:
 def create_job() -> Reply:
     body = parse_body(JobCreate, read_json())
     context = jobs_context()
-    defaults = context.settings.jobs
-    run_at = body.run_at
-    if body.delay_seconds:
-        # Due times are PostgreSQL's clock, as the worker compares them.
-        run_at = store.now(context.engine) + timedelta(seconds=body.delay_seconds)
-    new = NewJob(
-        type=body.type,
-        payload=body.payload,
-        max_attempts=body.max_attempts or defaults.default_max_attempts,
-        timeout_seconds=body.timeout_seconds or defaults.default_timeout_seconds,
-        run_at=run_at,
-        idempotency_key=body.idempotency_key,
-    )
+    new = body.new_job(context.settings.jobs)
     job, created = store.enqueue(context.engine, new, context.topics, current_request_id())
     return Reply(
         JobRef(id=job.id, status=job.status),

@@ -6,8 +6,6 @@ type and payload ``POST /jobs`` would take, so every run it enqueues is a valid 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Blueprint
 
 from switchyard.jobs import store
@@ -35,10 +33,8 @@ def _check_cron(cron: str) -> None:
     """A 400 on ``cron`` unless it parses and fires at some time (``0 0 30 2 *`` never does)."""
     try:
         store.validate_cron(cron)
-        store.next_fire_time(cron, datetime.now(UTC))
     except ValueError as exc:
-        message = str(exc) if "next date" not in str(exc) else "it never fires (no such date)"
-        raise invalid_fields([{"field": "cron", "message": message}]) from None
+        raise invalid_fields([{"field": "cron", "message": str(exc)}]) from None
 
 
 @endpoint(
