@@ -33,6 +33,7 @@ APP_SERVICES = {
     "migrate": "api",
     "api": "api",
     "outbox-relay": "api",
+    "api-grpc": "api",
     "batcher": "batcher",
     "image-worker": "image-worker",
     "job-worker": "job-worker",
@@ -42,6 +43,7 @@ APP_SERVICES = {
 APP_METRICS_PORTS = {
     "api": 8080,
     "outbox-relay": 9100,
+    "api-grpc": 9100,
     "batcher": 9100,
     "image-worker": 9100,
     "job-worker": 9100,

@@ -120,7 +120,16 @@ def test_images_pinned(compose: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["migrate", "api", "outbox-relay", "batcher", "image-worker", "job-worker", "health-checker"],
+    [
+        "migrate",
+        "api",
+        "outbox-relay",
+        "api-grpc",
+        "batcher",
+        "image-worker",
+        "job-worker",
+        "health-checker",
+    ],
 )
 def test_app_service_build_and_command(
     name: str, compose: dict[str, Any], helpers: Any, dockerfiles: dict[str, Any]
@@ -145,6 +154,7 @@ def test_app_service_build_and_command(
         "migrate": ["switchyard", "db", "upgrade"],
         "api": ["switchyard-api", "serve"],
         "outbox-relay": ["switchyard-api", "relay"],
+        "api-grpc": ["switchyard-api", "grpc"],
     }.get(name, [f"switchyard-{name}"])
     assert command == expected
 
@@ -219,7 +229,16 @@ def test_restart_and_grace_periods(compose: dict[str, Any], helpers: Any) -> Non
 
 @pytest.mark.parametrize(
     "name",
-    ["migrate", "api", "outbox-relay", "batcher", "image-worker", "job-worker", "health-checker"],
+    [
+        "migrate",
+        "api",
+        "outbox-relay",
+        "api-grpc",
+        "batcher",
+        "image-worker",
+        "job-worker",
+        "health-checker",
+    ],
 )
 def test_app_environment(
     name: str,
@@ -304,7 +323,12 @@ def test_published_ports_do_not_clash(compose: dict[str, Any]) -> None:
             host = str(port).rsplit(":", 1)[0] if ":" in str(port) else str(port)
             assert host not in published, f"{name} and {published.get(host)} both publish {host}"
             published[host] = name
-    assert published == {"8080": "api", "9090": "prometheus", "3000": "grafana"}
+    assert published == {
+        "8080": "api",
+        "50051": "api-grpc",
+        "9090": "prometheus",
+        "3000": "grafana",
+    }
     assert "deploy" in compose["services"]["job-worker"]
     assert compose["services"]["job-worker"]["deploy"]["replicas"] >= 2
 

@@ -34,6 +34,7 @@ CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject")}
 APPS = {
     "api": ("api", ["switchyard-api", "serve"], 8080),
     "outbox-relay": ("api", ["switchyard-api", "relay"], 9100),
+    "api-grpc": ("api", ["switchyard-api", "grpc"], 9100),
     "batcher": ("batcher", ["switchyard-batcher"], 9100),
     "image-worker": ("image-worker", ["switchyard-image-worker"], 9100),
     "job-worker": ("job-worker", ["switchyard-job-worker"], 9100),
@@ -364,3 +365,21 @@ def test_secret_placeholders_are_marked(rendered: dict[str, list[dict[str, Any]]
     secret = _index(rendered["base"])[("Secret", "switchyard-secrets")]
     for key, value in secret["stringData"].items():
         assert "CHANGE-ME" in value, key
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_grpc_api_serves_its_port(target: str, rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """`switchyard-api grpc` listens on its default port; the pod and Service expose it."""
+    from switchyard_api.grpc import DEFAULT_PORT
+
+    index = _index(rendered[target])
+    pod = index[("Deployment", "api-grpc")]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "--port" not in container.get("args", []), "the default port, as exposed here"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["grpc"] == DEFAULT_PORT
+    service = index[("Service", "api-grpc")]
+    (grpc_port,) = [p for p in service["spec"]["ports"] if p["targetPort"] == "grpc"]
+    assert grpc_port["port"] == DEFAULT_PORT and grpc_port["appProtocol"] == "grpc"
+    # Calls in flight get --grace-seconds (20 s) after the 5 s preStop.
+    assert pod["terminationGracePeriodSeconds"] >= 5 + 20 + 5

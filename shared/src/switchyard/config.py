@@ -50,6 +50,8 @@ class ApiSettings(BaseModel):
     threads: int = Field(default=16, ge=1, le=1024)
     max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=104_857_600)
     user_cache_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
+    # The jobs API over gRPC (`switchyard-api grpc`); 0: any free port (logged).
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
 
 
 class CouponSettings(BaseModel):

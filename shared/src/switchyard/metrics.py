@@ -62,13 +62,27 @@ end_to_end_latency_seconds = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
-# Jobs (seed 003)
-jobs_processed_total = Counter("jobs_processed_total", "Job attempts finished", ["type", "outcome"])
+# Jobs (seed 003): the job-worker. A failed attempt that goes to a retry tier also counts
+# in worker_retries_total{sink="jobs"}; a job that goes dead (to jobs.dlq) in
+# worker_failures_total{sink="jobs"}. Consumer lag is kafka_consumer_lag (the job-worker's
+# groups).
+JOB_BUCKETS = (*LATENCY_BUCKETS, 60, 300, 900, 3600)
+jobs_processed_total = Counter(
+    "jobs_processed_total",
+    "Job attempts finished; status: succeeded|failed|timed_out",
+    ["type", "status"],
+)
 jobs_in_progress = Gauge(
     "jobs_in_progress", "Jobs running now", ["type"], multiprocess_mode="livesum"
 )
 job_latency_seconds = Histogram(
-    "job_latency_seconds", "Job run time", ["type"], buckets=LATENCY_BUCKETS
+    "job_latency_seconds",
+    "Job latency; phase: queue_wait (ready to started) | run (one attempt)",
+    ["type", "phase"],
+    buckets=JOB_BUCKETS,
+)
+jobs_dead_letter_depth = Gauge(
+    "jobs_dead_letter_depth", "Jobs dead (in jobs.dlq), not retried yet", multiprocess_mode="max"
 )
 
 # Product images (seed 002): the image-worker. Its retries and failures also count in

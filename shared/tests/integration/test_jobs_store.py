@@ -321,3 +321,15 @@ def test_cancel_replay_and_prune(engine: sa.Engine, topics: JobTopics) -> None:
         )
         assert lifecycle.prune_finished(connection, 86_400) >= 1
     assert store.get_job(engine, queued.id) is None
+
+
+def test_a_failure_for_good_skips_the_remaining_attempts(
+    engine: sa.Engine, topics: JobTopics
+) -> None:
+    job, _ = store.enqueue(engine, _new(_type(), max_attempts=5), topics)
+    [claimed] = lifecycle.claim(engine, [job.id], "w", 30, {})
+    _finish(engine, topics, [_done(claimed, "failed", error="refused", permanent=True)])
+    dead = store.get_job(engine, job.id)
+    assert dead is not None and dead.status == "dead" and dead.attempts == 1
+    assert store.dead_count(engine) >= 1
+    assert _outbox(engine, job.id)[-1].topic == topics.dead

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from switchyard_devtools.stack.output import Console
-from switchyard_devtools.stack.services import API, IMAGE_WORKER, REPORTED_SETTINGS, ServiceSpec
+from switchyard_devtools.stack.services import (
+    API,
+    API_GRPC,
+    GRPC_PORT,
+    IMAGE_WORKER,
+    REPORTED_SETTINGS,
+    ServiceSpec,
+)
 from switchyard_devtools.stack.stack import AdminToken, Backing, redact
 
 _NOTES = {
@@ -41,6 +48,7 @@ class Banner:
                 f"  readiness       {base}/readyz",
                 f"  OpenAPI         {base}/openapi.json",
             ]
+        lines += self._grpc()
         for spec in self.specs:
             if spec.name != API:
                 lines.append(
@@ -78,6 +86,17 @@ class Banner:
             rule,
         ]
         self.console.raw("\n".join(lines))
+
+    def _grpc(self) -> list[str]:
+        spec = next((spec for spec in self.specs if spec.name == API_GRPC), None)
+        if spec is None:
+            return []
+        port = spec.argv[spec.argv.index("--port") + 1]
+        moved = f" ({GRPC_PORT} was taken)" if port != str(GRPC_PORT) else ""
+        return [
+            f"  gRPC            127.0.0.1:{port}{moved}  (switchyard.jobs.v1.Jobs; "
+            f"`grpcurl -plaintext 127.0.0.1:{port} list`)"
+        ]
 
     def _media(self) -> list[str]:
         """Where product images go, and which private addresses they may come from."""

@@ -18,6 +18,7 @@ from switchyard_devtools.stack.banner import Banner
 from switchyard_devtools.stack.output import Console
 from switchyard_devtools.stack.services import (
     API,
+    API_GRPC,
     NAMES,
     RELAY,
     ServiceSpec,
@@ -41,7 +42,9 @@ from switchyard_devtools.stack.supervisor import DRAIN_TIMEOUT, Signals, Supervi
 @click.option(
     "--no-services", is_flag=True, help="Only infrastructure and migrations; run services by hand."
 )
-@click.option("--no-api", is_flag=True, help="Without the API and its outbox relay.")
+@click.option(
+    "--no-api", is_flag=True, help="Without the API, its outbox relay and its gRPC server."
+)
 @click.option(
     "--only",
     multiple=True,
@@ -90,7 +93,7 @@ def dev(
     started = time.monotonic()
     selected = [] if no_services else list(only or NAMES)
     if no_api:
-        selected = [name for name in selected if name not in (API, RELAY)]
+        selected = [name for name in selected if name not in (API, RELAY, API_GRPC)]
     console = Console(selected)
     # Until the supervisor owns the signals, a stop signal aborts startup as Ctrl-C does.
     interrupt = _StartupInterrupt()

@@ -12,6 +12,9 @@ from switchyard_devtools.stack.processes import free_port, port_is_free
 
 API = "api"
 RELAY = "outbox-relay"
+# The jobs API over gRPC (`switchyard-api grpc`); its gRPC port comes after `--port`.
+API_GRPC = "api-grpc"
+GRPC_PORT = 50051
 IMAGE_WORKER = "image-worker"
 JOB_WORKER = "job-worker"
 # The job-worker's groups (services/job-worker/DESIGN.md): `jobs`, and one runner per
@@ -82,6 +85,8 @@ CATALOGUE = (
     _Entry(JOB_WORKER, "switchyard-job-worker", (), 9104, 0, 2, JOB_WORKER_CONSUMES),
     _Entry("health-checker", "switchyard-health-checker", (), 9105, 0, 2),
     _Entry(RELAY, "switchyard-api", ("relay",), 9101, 0, 1),
+    # Ready before the API starts (so the API's /readyz still means "all up"); stops with it.
+    _Entry(API_GRPC, "switchyard-api", ("grpc",), 9106, 0, 0),
     _Entry(API, "switchyard-api", ("serve",), 8080, 1, 0),
 )
 NAMES = tuple(entry.name for entry in CATALOGUE)
@@ -119,13 +124,18 @@ def build_specs(
             port = _pick(entry.port, taken, "0.0.0.0")
             env["ADMIN_PORT"] = str(port)
         taken.add(port)
+        args = entry.args
+        if entry.name == API_GRPC:
+            grpc_port = _pick(GRPC_PORT, taken, "127.0.0.1")
+            taken.add(grpc_port)
+            args = (*args, "--port", str(grpc_port))
         consumes = tuple(
             (topic_prefix + group, topic_prefix + topic) for group, topic in entry.consumes
         )
         specs.append(
             ServiceSpec(
                 entry.name,
-                (_script(entry.script), *entry.args),
+                (_script(entry.script), *args),
                 env,
                 port,
                 entry.tier,

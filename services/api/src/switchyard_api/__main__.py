@@ -1,10 +1,13 @@
-"""``switchyard-api serve`` (gunicorn) and ``switchyard-api relay`` (the outbox relay)."""
+"""``switchyard-api serve`` (gunicorn), ``switchyard-api relay`` (the outbox relay) and
+``switchyard-api grpc`` (the jobs API over gRPC)."""
 
 from __future__ import annotations
 
 import sys
 
 import click
+
+from switchyard_api.grpc import DEFAULT_PORT
 
 
 @click.group()
@@ -32,6 +35,28 @@ def relay() -> None:
     from switchyard_api.relay import main as relay_main
 
     relay_main()
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help=f"gRPC port (0: any free one, logged)  [default: API__GRPC_PORT, {DEFAULT_PORT}]",
+)
+@click.option("--host", default=None, help="Interface to listen on  [default: API__HOST]")
+@click.option(
+    "--grace-seconds",
+    type=click.FloatRange(0, 3600),
+    default=20.0,
+    show_default=True,
+    help="On SIGTERM, how long calls in flight may take to finish.",
+)
+def grpc(port: int | None, host: str | None, grace_seconds: float) -> None:
+    """Serve the jobs API over gRPC (switchyard.jobs.v1.Jobs) until SIGTERM."""
+    from switchyard_api.grpc.server import main as grpc_main
+
+    grpc_main(host, port, grace_seconds)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,15 @@ from switchyard_api.coupons.routes import coupons
 from switchyard_api.coupons.schemas import CouponNameConverter
 from switchyard_api.http import problems, request_context
 from switchyard_api.ingest.routes import ingest
+from switchyard_api.jobs.admin import jobs_admin
+from switchyard_api.jobs.routes import jobs
+from switchyard_api.jobs.schedules import schedules
 from switchyard_api.ops import ops
 from switchyard_api.products.routes import products
 from switchyard_api.services import ApiServices
 from switchyard_api.users.routes import users
 
-BLUEPRINTS = (ops, users, products, coupons, ingest)
+BLUEPRINTS = (ops, users, products, coupons, ingest, jobs, schedules, jobs_admin)
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -30,6 +30,10 @@ backlog = 2048
 timeout = 60
 graceful_timeout = 30
 keepalive = 5
+# gunicorn's maximum (default 4094): a longer request line gets gunicorn's own HTML 414,
+# outside the document and without X-Request-ID; the contract test's generated query
+# strings reach 4 KB.
+limit_request_line = 8190
 accesslog = None  # every request is counted in http_requests_total; lines would be noise
 # gunicorn's own loggers propagate to the root logger, which structlog renders as JSON.
 logconfig_dict: dict[str, Any] = {

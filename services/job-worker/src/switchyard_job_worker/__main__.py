@@ -1,13 +1,14 @@
-"""Entry point: `switchyard-job-worker`."""
+"""Entry point: ``switchyard-job-worker``."""
 
 from __future__ import annotations
 
-from switchyard.service import idle_until_stopped, run_worker
+from switchyard.service import run_worker
 
 
 def main() -> None:
-    # No work of its own yet: it starts, reports its dependencies, and stops cleanly.
-    run_worker("job-worker", idle_until_stopped)
+    from switchyard_job_worker.service import run
+
+    run_worker("job-worker", run, needs=("postgres", "kafka"))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 declared ``Content-Length`` over the cap before reading, and stops reading the moment
 the bytes received pass it (a server may lie about, or omit, the length). With
 ``image=True`` it gives up as soon as the first bytes show the body is not an image.
+:func:`read_truncated` keeps the first ``max_bytes`` and leaves the rest unread (the
+connection is then closed, not drained).
 """
 
 from __future__ import annotations
@@ -38,3 +40,14 @@ async def read_capped(response: aiohttp.ClientResponse, *, max_bytes: int, image
 def _sniff(body: bytearray) -> None:
     if image_kind(bytes(body[:SNIFF_BYTES])) is None:
         raise NotAnImage(f"the body does not start like an image: {bytes(body[:8])!r}")
+
+
+async def read_truncated(response: aiohttp.ClientResponse, *, max_bytes: int) -> tuple[bytes, bool]:
+    """The first ``max_bytes`` of the body, and whether there was more (left unread)."""
+    body = bytearray()
+    while len(body) < max_bytes:
+        chunk = await response.content.read(min(CHUNK_BYTES, max_bytes - len(body)))
+        if not chunk:
+            return bytes(body), False
+        body += chunk
+    return bytes(body), not response.content.at_eof() and bool(await response.content.read(1))

@@ -11,6 +11,7 @@ and ``str(error)`` (for people)::
     │   └── ServerUnavailable     http_5xx, http_429                       .status
     └── PermanentFetchError       retrying gives the same answer
         ├── RefusedUrl            bad_url, bad_scheme, credentials_in_url
+        ├── RefusedRequest        bad_request (a header the client must set itself)
         ├── RefusedAddress        refused_address (SSRF guard)             .address
         ├── HttpRefused           http_4xx, bad_status                      .status
         ├── TlsFailure            tls_failed (certificate or handshake)
@@ -68,6 +69,12 @@ class PermanentFetchError(FetchError):
 
 class RefusedUrl(PermanentFetchError):
     reason = "bad_url"
+
+
+class RefusedRequest(PermanentFetchError):
+    """The caller asked for something the client will not send (a reserved header)."""
+
+    reason = "bad_request"
 
 
 class RefusedAddress(PermanentFetchError):

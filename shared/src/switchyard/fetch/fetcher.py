@@ -6,31 +6,39 @@ Guarantees of :class:`Fetcher`:
   a literal host is checked before the request, a name is resolved once and connected to
   the very addresses that were checked (:mod:`switchyard.fetch.resolver`). No proxy from
   the environment is used.
-- Redirects are followed by hand, at most ``max_redirects``, each target re-checked.
-- The whole fetch (redirects and body) takes at most ``total_timeout_seconds``, counted
-  from when it gets its concurrency slots; a body over ``max_bytes`` is cut off while it
-  streams (:mod:`switchyard.fetch.body`; compression is not asked for nor undone).
+- Redirects are followed by hand, at most ``max_redirects``, each target re-checked
+  (:mod:`switchyard.fetch.redirects` says what a redirect does to the method, the body
+  and the credentials).
+- The whole exchange (redirects and body) takes at most ``total_timeout_seconds`` (or
+  the ``timeout_seconds`` of :meth:`Fetcher.request`), counted from when it gets its
+  concurrency slots; no body is held beyond ``max_bytes`` while it streams
+  (:mod:`switchyard.fetch.body`; compression is not asked for nor undone).
 - :meth:`Fetcher.fetch_image` accepts only bytes that start like an image, whatever the
   ``Content-Type`` says (:mod:`switchyard.fetch.sniff`).
-- At most ``max_concurrency`` fetches in flight, ``max_per_host`` per host
+- At most ``max_concurrency`` exchanges in flight, ``max_per_host`` per host
   (:mod:`switchyard.fetch.limits`).
 - Every failure is one :class:`~switchyard.fetch.errors.FetchError`: transient (retry)
   or permanent, with a stable ``reason`` (the tree is drawn in :mod:`~.errors`).
+  :meth:`~Fetcher.fetch` and :meth:`~Fetcher.fetch_image` also fail on a non-2xx answer;
+  :meth:`~Fetcher.request` returns whatever status the server answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from types import TracebackType
+from typing import Any, TypeVar
 
 import aiohttp
+import orjson
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from switchyard.config import FetchSettings
-from switchyard.fetch.body import read_capped
+from switchyard.fetch.body import read_capped, read_truncated
 from switchyard.fetch.errors import (
     ConnectionFailed,
     DnsFailure,
@@ -44,10 +52,12 @@ from switchyard.fetch.errors import (
 )
 from switchyard.fetch.guard import AddressGuard
 from switchyard.fetch.limits import ConcurrencyLimits
+from switchyard.fetch.redirects import REDIRECT_STATUSES, Hop, outgoing_headers, redirected
 from switchyard.fetch.resolver import GuardedResolver
 from switchyard.fetch.sniff import SNIFF_BYTES, image_kind
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+T = TypeVar("T")
+Reader = Callable[[aiohttp.ClientResponse, URL], Awaitable[T]]
 
 
 @dataclass(frozen=True)
@@ -59,8 +69,19 @@ class Fetched:
     kind: str | None = None  # what the bytes are, for fetch_image: "jpeg", "png", ...
 
 
+@dataclass(frozen=True)
+class Response:
+    """What :meth:`Fetcher.request` got: any status, the body read up to a cap."""
+
+    url: str  # after redirects
+    status: int
+    headers: Mapping[str, str]  # the first value of each name, names lower-case
+    content: bytes
+    truncated: bool  # the body went on past what was read
+
+
 class Fetcher:
-    """A guarded HTTP GET client; use as ``async with Fetcher(settings) as fetcher``."""
+    """A guarded HTTP client; use as ``async with Fetcher(settings) as fetcher``."""
 
     def __init__(
         self,
@@ -96,11 +117,59 @@ class Fetcher:
 
     async def fetch(self, url: str) -> Fetched:
         """GET ``url``: its final 2xx response, or a :class:`FetchError`."""
-        return await self._fetch(url, image=False)
+        return await self._get(url, image=False)
 
     async def fetch_image(self, url: str) -> Fetched:
         """GET ``url`` and refuse (:class:`NotAnImage`) what does not start like an image."""
-        return await self._fetch(url, image=True)
+        return await self._get(url, image=True)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        *,
+        timeout_seconds: float | None = None,
+        max_body_bytes: int | None = None,
+    ) -> Response:
+        """``method`` ``url`` with ``json_body`` (sent as JSON unless None): the final
+        response, whatever its status; its body is read up to ``max_body_bytes`` (at most
+        ``max_bytes``) and the rest left unread. A :class:`FetchError` if there is none."""
+        cap = self.settings.max_bytes
+        if max_body_bytes is not None:
+            cap = min(cap, max_body_bytes)
+        outgoing = outgoing_headers(headers or {})  # RefusedRequest for a reserved header
+        body = None
+        if json_body is not None:
+            body = orjson.dumps(json_body)
+            outgoing.setdefault("Content-Type", "application/json")
+        outgoing.setdefault("Accept", "*/*")
+
+        async def read(resp: aiohttp.ClientResponse, final: URL) -> Response:
+            content, truncated = await read_truncated(resp, max_bytes=cap)
+            first = {k.lower(): v for k, v in reversed(list(resp.headers.items()))}
+            return Response(str(final), resp.status, first, content, truncated)
+
+        hop = Hop(method.upper(), self._checked(url), outgoing, body)
+        timeout = timeout_seconds or self.settings.total_timeout_seconds
+        return await self._exchange(hop, read, timeout, strict=False)
+
+    async def _get(self, url: str, *, image: bool) -> Fetched:
+        async def read(resp: aiohttp.ClientResponse, final: URL) -> Fetched:
+            if resp.status == 429 or resp.status >= 500:
+                raise ServerUnavailable(resp.status, url=str(final))
+            if not 200 <= resp.status < 300:
+                reason = "http_4xx" if 400 <= resp.status < 500 else "bad_status"
+                raise HttpRefused(resp.status, url=str(final), reason=reason)
+            content = await read_capped(resp, max_bytes=self.settings.max_bytes, image=image)
+            kind = image_kind(content[:SNIFF_BYTES]) if image else None
+            content_type = resp.headers.get("Content-Type", "")
+            return Fetched(str(final), resp.status, content, content_type, kind)
+
+        headers = {"Accept": "image/*" if image else "*/*"}
+        hop = Hop("GET", self._checked(url), headers, None)
+        return await self._exchange(hop, read, self.settings.total_timeout_seconds, strict=True)
 
     def _checked(self, url: str | URL) -> URL:
         """``url`` parsed by the client's own parser, and checked by the guard."""
@@ -112,64 +181,50 @@ class Fetcher:
         self.guard.check_parts(*parts, url=str(url))
         return parsed
 
-    async def _fetch(self, url: str, *, image: bool) -> Fetched:
-        current = self._checked(url)
+    async def _exchange(self, hop: Hop, read: Reader[T], timeout: float, *, strict: bool) -> T:
+        """``hop`` and its redirects, all within ``timeout``; ``read`` takes the answer.
+        ``strict``: a redirect without a Location is an error, not the answer."""
         deadline: float | None = None
         for _ in range(self.settings.max_redirects + 1):
-            async with self._limits.slot(current.host or ""):
+            async with self._limits.slot(hop.url.host or ""):
                 if deadline is None:
-                    deadline = asyncio.get_running_loop().time() + (
-                        self.settings.total_timeout_seconds
-                    )
+                    deadline = asyncio.get_running_loop().time() + timeout
                 try:
                     async with asyncio.timeout_at(deadline):
-                        outcome = await self._hop(current, image=image)
+                        outcome = await self._hop(hop, read, strict)
                 except TimeoutError:
                     raise FetchTimeout(
-                        f"no complete answer within {self.settings.total_timeout_seconds}s",
-                        url=str(current),
+                        f"no complete answer within {timeout}s", url=str(hop.url)
                     ) from None
                 except FetchError as exc:
-                    exc.url = str(current)
+                    exc.url = str(hop.url)
                     raise
-            if isinstance(outcome, Fetched):
+            if not isinstance(outcome, Hop):
                 return outcome
-            current = self._checked(outcome)
-        raise TooManyRedirects(f"more than {self.settings.max_redirects} redirects", url=url)
+            hop = replace(outcome, url=self._checked(outcome.url))
+        raise TooManyRedirects(
+            f"more than {self.settings.max_redirects} redirects", url=str(hop.url)
+        )
 
-    async def _hop(self, url: URL, *, image: bool) -> Fetched | URL:
-        """One request: the response, or where it redirects to."""
-        headers = {"Accept-Encoding": "identity", "Accept": "image/*" if image else "*/*"}
+    async def _hop(self, hop: Hop, read: Reader[T], strict: bool) -> T | Hop:
+        """One request: what ``read`` makes of the answer, or the redirect to follow."""
+        headers = {**hop.headers, "Accept-Encoding": "identity"}
+        session = self._open()
         try:
-            async with self._open().get(url, headers=headers, allow_redirects=False) as resp:
+            async with session.request(
+                hop.method, hop.url, headers=headers, data=hop.body, allow_redirects=False
+            ) as resp:
                 if resp.status in REDIRECT_STATUSES:
                     location = resp.headers.get("Location")
-                    if not location:
-                        raise HttpRefused(resp.status, url=str(url), reason="bad_status")
-                    try:
-                        return url.join(URL(location))
-                    except ValueError:
-                        raise RefusedUrl(f"bad redirect Location: {location!r}") from None
-                if resp.status == 429 or resp.status >= 500:
-                    raise ServerUnavailable(resp.status, url=str(url))
-                if not 200 <= resp.status < 300:
-                    raise HttpRefused(
-                        resp.status,
-                        url=str(url),
-                        reason=("http_4xx" if 400 <= resp.status < 500 else "bad_status"),
-                    )
-                content = await read_capped(resp, max_bytes=self.settings.max_bytes, image=image)
-                return Fetched(
-                    str(url),
-                    resp.status,
-                    content,
-                    resp.headers.get("Content-Type", ""),
-                    image_kind(content[:SNIFF_BYTES]) if image else None,
-                )
+                    if location:
+                        return redirected(hop, resp.status, location)
+                    if strict:
+                        raise HttpRefused(resp.status, url=str(hop.url), reason="bad_status")
+                return await read(resp, hop.url)
         except FetchError:
             raise
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise _classified(exc, url) from exc
+            raise _classified(exc, hop.url) from exc
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:

@@ -255,7 +255,7 @@ def _finish(
         if r.outcome == "succeeded":
             statuses.append("succeeded")
             delays.append(0.0)
-        elif r.job.attempt >= r.job.max_attempts:
+        elif r.permanent or r.job.attempt >= r.job.max_attempts:
             statuses.append("dead")
             delays.append(0.0)
         else:

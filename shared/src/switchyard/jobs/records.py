@@ -27,7 +27,8 @@ class NewJob:
     payload: dict[str, Any]
     max_attempts: int
     timeout_seconds: int
-    run_at: datetime | None = None  # None: now
+    run_at: datetime | None = None  # None: now (or delay_seconds from now)
+    delay_seconds: float | None = None  # from PostgreSQL's now(), the clock due times use
     idempotency_key: str | None = None
     schedule_name: str | None = None
 
@@ -109,6 +110,8 @@ class AttemptResult:
     finished_at: datetime
     result: Any = None
     error: str | None = None
+    # The job can never succeed (a URL the SSRF guard refuses, ...): dead now, no retry.
+    permanent: bool = False
 
 
 @dataclass(frozen=True)

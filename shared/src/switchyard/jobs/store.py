@@ -95,6 +95,8 @@ def insert_job(
     """INSERT the job (and its event when it is due now) on ``connection``; a taken
     ``idempotency_key`` inserts nothing and returns the existing row."""
     run_at: Any = job.run_at if job.run_at is not None else sa.func.now()
+    if job.delay_seconds:
+        run_at = sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, job.delay_seconds)
     traceparent = tracing.inject_headers().get(events.TRACEPARENT_HEADER)
     statement = (
         pg.insert(jobs)
@@ -308,6 +310,16 @@ def job_stats(engine: sa.Engine) -> JobStats:
     )
 
 
+def dead_count(engine: sa.Engine) -> int:
+    """Jobs ``dead`` and not replayed: the dead-letter depth (an index-only count)."""
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "dead")
+            ).scalar_one()
+        )
+
+
 def validate_cron(expression: str) -> None:
     """ValueError naming what is wrong with a five-field cron expression."""
     fields = expression.split()
@@ -319,6 +331,10 @@ def validate_cron(expression: str) -> None:
         croniter(expression)
     except (CroniterBadCronError, CroniterBadDateError, ValueError, KeyError) as exc:
         raise ValueError(str(exc) or "not a valid cron expression") from None
+    try:
+        croniter(expression).get_next(datetime)
+    except (CroniterBadDateError, ValueError):  # "0 0 30 2 *": a date that never comes
+        raise ValueError("it never fires (no such date)") from None
 
 
 def next_fire_time(expression: str, after: datetime) -> datetime:

@@ -18,7 +18,7 @@ tier topics (and ``jobs.dlq``) must exist, like every other topic.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from switchyard.errors import PermanentError
@@ -66,8 +66,7 @@ class ForwardToRetryTopic(RetryInPlaceThenDeadLetter):
     def handle(
         self, events: list[ConsumedEvent], handler: BatchHandler, runner: RunnerControls
     ) -> Outcome:
-        wait = max(_number(e, NOT_BEFORE_HEADER, 0.0) for e in events) - time.time()
-        if wait > 0 and not runner.pause_for(wait):
+        if not wait_until_due(events, runner, header_not_before):
             return Outcome.LEAVE_UNCOMMITTED
         return super().handle(events, handler, runner)
 
@@ -93,6 +92,23 @@ class ForwardToRetryTopic(RetryInPlaceThenDeadLetter):
         ]
         topic = tier_topics(origin, self.tiers)[tier]
         self.producer.publish([OutgoingRecord(topic, event.value, event.key, headers)])
+
+
+def header_not_before(event: ConsumedEvent) -> float:
+    """The record's ``retry-not-before`` header (Unix seconds); 0 (due) without one."""
+    return _number(event, NOT_BEFORE_HEADER, 0.0)
+
+
+def wait_until_due(
+    events: Sequence[ConsumedEvent],
+    runner: RunnerControls,
+    not_before: Callable[[ConsumedEvent], float],
+) -> bool:
+    """Hold the batch until the latest ``not_before`` (Unix seconds) of its records, the
+    partitions paused and the group still served; False, at once, if a stop came first
+    (the batch is then left uncommitted for the next member)."""
+    wait = max(not_before(e) for e in events) - time.time()
+    return wait <= 0 or runner.pause_for(wait)
 
 
 def _number(event: ConsumedEvent, header: str, default: float) -> float:

@@ -14,7 +14,7 @@ from switchyard.logging import bind_context, clear_context, get_logger
 log = get_logger("switchyard_api.requests")
 
 REQUEST_ID = "X-Request-ID"
-_ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 def current_request_id() -> str:
@@ -25,7 +25,7 @@ def install(app: Flask, service: str) -> None:
     @app.before_request
     def start() -> None:
         given = request.headers.get(REQUEST_ID, "")
-        g.request_id = given if _ACCEPTABLE_ID.match(given) else uuid.uuid4().hex
+        g.request_id = given if ACCEPTABLE_REQUEST_ID.match(given) else uuid.uuid4().hex
         g.started = time.perf_counter()
         clear_context()
         bind_context(service=service, request_id=g.request_id)
