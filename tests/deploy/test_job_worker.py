@@ -35,7 +35,7 @@ SETTINGS = (
 HAND_BACK_SECONDS = 15
 # The consumer groups of the job-worker (services/job-worker/DESIGN.md, "Topics").
 GROUP = "job-worker"
-RETRY_GROUP = "job-worker-retry"
+RETRY_GROUPS = ("job-worker-retry-5s", "job-worker-retry-1m", "job-worker-retry-10m")
 # The ScaledObject fields KEDA 2.x defines (its CRD, keda.sh_scaledobjects.yaml), and
 # the metadata its `kafka` scaler reads (keda.sh/docs/2.x/scalers/apache-kafka/): an
 # unknown key is ignored by KEDA, so a misspelt one would silently do nothing.
@@ -289,9 +289,35 @@ def test_keda_scales_the_job_worker_on_its_lag(
     assert metadata["bootstrapServers"] == settings.kafka_bootstrap_servers
     assert metadata["topic"] == job_topics(settings).jobs
     assert metadata["consumerGroup"] == settings.kafka.topic_prefix + GROUP
-    assert metadata["consumerGroup"] != RETRY_GROUP, "retry tiers wait on purpose"
+    assert metadata["consumerGroup"] not in RETRY_GROUPS, "retry tiers wait on purpose"
     spec = scaled_object["spec"]
     assert 2 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= settings.kafka.partitions
     # Without KEDA, prod runs a fixed count within the same bounds.
     prod = _index(rendered["prod"])[("Deployment", SERVICE)]["spec"]["replicas"]
     assert spec["minReplicaCount"] <= prod <= spec["maxReplicaCount"]
+
+
+def test_compose_fetch_allow_is_its_own(helpers: Any) -> None:
+    """http.request jobs reach private addresses only when asked, through a variable of
+    their own: allowing the image-worker's mirror does not open webhooks to it."""
+    raw = helpers.load_compose_raw()
+    plain = helpers.compose_environment(helpers.interpolate(raw, {})["services"][SERVICE])
+    assert plain["FETCH__ALLOW"] == ""
+    images = helpers.interpolate(raw, {"FETCH__ALLOW": "10.0.0.0/8"})
+    assert helpers.compose_environment(images["services"][SERVICE])["FETCH__ALLOW"] == ""
+    own = helpers.interpolate(raw, {"JOB_WORKER_FETCH_ALLOW": "172.16.0.0/12"})
+    env = helpers.compose_environment(own["services"][SERVICE])
+    assert env["FETCH__ALLOW"] == "172.16.0.0/12"
+    assert helpers.compose_environment(own["services"]["image-worker"])["FETCH__ALLOW"] == ""
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_k8s_fetches_public_addresses_only(
+    target: str,
+    rendered: dict[str, list[dict[str, Any]]],
+    helpers: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    settings, _ = _settings(_index(rendered[target]), helpers, monkeypatch, tmp_path)
+    assert settings.fetch.allow == ()

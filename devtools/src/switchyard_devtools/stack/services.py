@@ -17,12 +17,14 @@ API_GRPC = "api-grpc"
 GRPC_PORT = 50051
 IMAGE_WORKER = "image-worker"
 JOB_WORKER = "job-worker"
-# The job-worker's groups (services/job-worker/DESIGN.md): `jobs`, and one runner per
-# retry tier. A tier holds its records until their due time, so a stop may wait for them
-# up to the drain timeout; what is still held then is reported as lost with the broker.
+# The job-worker's groups (services/job-worker/DESIGN.md): `jobs`, and a runner and group
+# per retry tier (`jobs.retry-5s` by `job-worker-retry-5s`, ...). A tier holds its
+# records until their due time, so a stop may wait for them up to the drain timeout;
+# what is still held then is reported as lost with the broker (the jobs stay `retrying`
+# in PostgreSQL, and the leader announces them again later).
 JOB_WORKER_CONSUMES = (
     ("job-worker", "jobs"),
-    *(("job-worker-retry", name) for name, _ in JOB_RETRY_TIERS),
+    *((f"job-worker-{name.rsplit('.', 1)[-1]}", name) for name, _ in JOB_RETRY_TIERS),
 )
 # Where compressed product images go, under the dev stack's var dir (kept between runs):
 # the image-worker writes there, the API reads the same files.
