@@ -50,7 +50,10 @@ def test_report_holds_the_targets_the_ratio_and_the_sweep() -> None:
     ]
     baseline = [Run(1, 0, _summary(400.0)), Run(2, 0, _summary(800.0))]
     idle = Idle(_summary(0), (120.0, 480.0, 700.0))
-    text = report(ours, idle, baseline, _summary(0), (1, 64), (20_000, 5_000), (500, 50, 2))
+    text = report(
+        ours, idle, baseline, _summary(0), (1, 64), (20_000, 5_000), (500, 50, 2), (0.4, 3.5)
+    )
+    assert "when the run started and ended: 0.4 and 3.5" in text
     assert "| **6,400 jobs/s** | ≥ 2,000 |" in text
     assert "| **1600%** (400 jobs/s) | ≥ 80% |" in text  # 6,400 / 400
     assert "| 2 | 800 | 12,800 | 1600% |" in text  # two processes against two

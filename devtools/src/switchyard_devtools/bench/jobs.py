@@ -2,20 +2,22 @@
 included, next to the least code with the same guarantee, in one run on one set of
 servers (embedded PostgreSQL, Redis and Kafka unless URLs are given).
 
-(a) our stack: ``switchyard-api serve`` (POST /jobs), its outbox relay and
+(a) our stack: ``switchyard-api serve`` (POST /jobs) with its outbox relay, and
     ``switchyard-job-worker``: jobs paced on an idle system (enqueue→start), delayed
     jobs (start - run_at), N jobs from 64 clients with the worker running (enqueue rate,
     throughput, enqueue→start/finish), and the completion throughput of a backlog;
 (b) the yardstick, :mod:`switchyard_devtools.bench.jobs_baseline`, measured the same way;
 (c) ``JOBS__POOL_SIZE`` 1, 8, 64 x 1 and 2 worker processes.
 
-A backlog is made with the workers already in their group (so a group join, slow on
-tansu, is never timed): ours with the outbox relay stopped (rows and outbox rows pile up
-in PostgreSQL, then the relay starts), the yardstick's by inserting its rows before
-producing their messages. Completion throughput is jobs / (last finished_at - first
-started_at), from the rows. ``BENCH_JOBS_COUNT`` (20,000), ``BENCH_JOBS_SWEEP_COUNT``
-(5,000) size the runs; ``BENCH_JOBS_FLAME=path.svg`` records a py-spy flame graph of the
-worker during the (a) backlog.
+Each configuration gets its own topics and consumer groups (a topic prefix of its own)
+and fresh processes, and its workers run jobs before anything is timed, so no group
+join (slow on tansu) is ever timed. A backlog is made while the workers run: ours as
+jobs posted an hour ahead, then made due by one UPDATE of their ``run_at`` (the
+scheduler leader queues them, 1,000 per 0.2 s tick); the yardstick's by inserting its
+rows, then producing their messages. Completion throughput is jobs / (last
+finished_at - first started_at), from the rows. ``BENCH_JOBS_COUNT`` (20,000) and
+``BENCH_JOBS_SWEEP_COUNT`` (5,000) size the runs; ``BENCH_JOBS_FLAME=path.svg`` records
+a py-spy flame graph of the worker during the backlog of (a).
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from switchyard_devtools.load.jobs import (
     JobsSummary,
     accepted_ids,
     fetch_timings,
-    job_requests,
     summarise,
     wait_until_finished,
 )
@@ -60,11 +61,27 @@ PACED_PER_SECOND = 50
 PACED_JOBS = 500
 DELAY_SECONDS = 2
 WAIT = 600.0
+ECHO = {"type": "echo", "payload": {"bench": True}}
 Enqueue = Callable[[int], list[str]]
 
 
 def _count(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
+
+
+def _own_topics(settings: Settings) -> Settings:
+    """The same servers under a new topic prefix: new topics, new consumer groups."""
+    prefix = f"{settings.kafka.topic_prefix}{uuid.uuid4().hex[:4]}."
+    fresh = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"topic_prefix": prefix})}
+    )
+    ensure_topics(fresh)
+    return fresh
+
+
+def _jobs(url: str, count: int, **extra: object) -> Iterator[Request]:
+    body = orjson.dumps({**ECHO, **extra})
+    return (Request("POST", f"{url}/jobs", body) for _ in range(count))
 
 
 def _paced(requests: Iterator[Request], per_second: float) -> Iterator[Request]:
@@ -74,7 +91,7 @@ def _paced(requests: Iterator[Request], per_second: float) -> Iterator[Request]:
         yield request
 
 
-def _post(url: str, requests: Iterator[Request], clients: int) -> tuple[list[str], float]:
+def _post(requests: Iterator[Request], clients: int) -> tuple[list[str], float]:
     """Job ids accepted, and the enqueue rate (jobs/s)."""
     result = run_load(
         requests, clients, keep_bodies=True, accepted=lambda s: s in (200, 202), show_progress=False
@@ -83,14 +100,16 @@ def _post(url: str, requests: Iterator[Request], clients: int) -> tuple[list[str
     return ids, len(ids) / result.elapsed
 
 
-def _echo(url: str, count: int) -> Iterator[Request]:
-    return job_requests(url, count, "echo", {"bench": True})
+def _some(url: str, count: int) -> list[str]:
+    """``count`` jobs from a few clients (a warm-up)."""
+    return _post(_jobs(url, count), 8)[0]
 
 
-def _wait(engine: sa.Engine, ids: list[str], table: str = "jobs") -> None:
+def _drain(engine: sa.Engine, ids: list[str], table: str = "jobs") -> JobsSummary:
     waited, left = wait_until_finished(engine, ids, WAIT, progress=False, table=table)
     if waited is None:
         raise RuntimeError(f"{left} of {len(ids)} jobs in {table} not finished in {WAIT:g}s")
+    return summarise(fetch_timings(engine, ids, table))
 
 
 _WORKERS_SEEN = {
@@ -103,43 +122,17 @@ def _warm_up(engine: sa.Engine, processes: int, enqueue: Enqueue, table: str) ->
     """Jobs until each worker process ran one: every member of the group has partitions
     (tansu may take a minute to settle a group whose members join together)."""
     query = sa.text(_WORKERS_SEEN[table].replace(":ids", "CAST(:ids AS uuid[])"))
-    seen: set[str] = set()
+    seen: list[str] = []
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
         ids = enqueue(30 * processes)
-        _wait(engine, ids, table)
-        seen.update(ids)
+        _drain(engine, ids, table)
+        seen += ids
         with engine.connect() as connection:
-            if connection.execute(query, {"ids": sorted(seen)}).scalar_one() >= processes:
+            if connection.execute(query, {"ids": seen}).scalar_one() >= processes:
                 return True
         time.sleep(2)
     return False
-
-
-def _drain(engine: sa.Engine, ids: list[str], table: str = "jobs") -> JobsSummary:
-    _wait(engine, ids, table)
-    return summarise(fetch_timings(engine, ids, table))
-
-
-class Relay:
-    """The outbox relay, stopped to let a backlog pile up in PostgreSQL."""
-
-    def __init__(self, settings: Settings, workdir: Path) -> None:
-        self._settings, self._workdir = settings, workdir
-        self._stack: contextlib.ExitStack | None = None
-
-    def start(self) -> None:
-        env = {"ADMIN_PORT": str(free_port()), "SERVICE_NAME": "outbox-relay"}
-        argv = [script("switchyard-api"), "relay"]
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(
-            service(argv, self._settings, env, log=self._workdir / "relay.log")
-        )
-
-    def stop(self) -> None:
-        if self._stack is not None:
-            self._stack.close()
-            self._stack = None
 
 
 @contextlib.contextmanager
@@ -165,7 +158,8 @@ def _flame(pid: int, path: Path | None) -> Iterator[None]:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    argv = [script("py-spy"), "record", "-o", str(path), "--pid", str(pid), "--rate", "250"]
+    # --gil: only samples holding the GIL, i.e. where the worker's Python time goes.
+    argv = [script("py-spy"), "record", "-o", str(path), "--pid", str(pid), "--gil"]
     spy = spawn(argv, stdout=subprocess.DEVNULL)
     try:
         time.sleep(1.0)  # attached before the first job
@@ -176,47 +170,57 @@ def _flame(pid: int, path: Path | None) -> Iterator[None]:
 
 
 def _idle(url: str, engine: sa.Engine) -> Idle:
-    ids, _ = _post(url, _paced(_echo(url, PACED_JOBS), PACED_PER_SECOND), 4)
+    ids, _ = _post(_paced(_jobs(url, PACED_JOBS), PACED_PER_SECOND), 4)
     paced = _drain(engine, ids)
-    body = orjson.dumps({"type": "echo", "payload": {}, "delay_seconds": DELAY_SECONDS})
-    delayed = (Request("POST", f"{url}/jobs", body) for _ in range(PACED_JOBS // 5))
-    ids, _ = _post(url, _paced(delayed, PACED_PER_SECOND), 4)
-    _wait(engine, ids)
-    query = (
+    delayed = _jobs(url, PACED_JOBS // 5, delay_seconds=DELAY_SECONDS)
+    ids, _ = _post(_paced(delayed, PACED_PER_SECOND), 4)
+    _drain(engine, ids)
+    query = sa.text(
         "SELECT extract(epoch FROM started_at - run_at) FROM jobs "
         "WHERE id = ANY(CAST(:ids AS uuid[]))"
     )
     with engine.connect() as connection:
-        late = sorted(float(v) for v in connection.execute(sa.text(query), {"ids": ids}).scalars())
+        late = sorted(float(v) for v in connection.execute(query, {"ids": ids}).scalars())
     return Idle(paced, (percentile(late, 50) * 1000, percentile(late, 99) * 1000, late[-1] * 1000))
 
 
-def _ours(
-    settings: Settings, workdir: Path, engine: sa.Engine, url: str, relay: Relay
-) -> tuple[list[Run], Idle]:
+def _backlog(url: str, engine: sa.Engine, count: int, flame: Path | None, pid: int) -> JobsSummary:
+    """``count`` jobs posted an hour ahead, then all made due at once."""
+    ids, _ = _post(_jobs(url, count, delay_seconds=3600), CLIENTS)
+    with _flame(pid, flame):
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "UPDATE jobs SET run_at = now() WHERE status = 'scheduled' "
+                    "AND id = ANY(CAST(:ids AS uuid[]))"
+                ),
+                {"ids": ids},
+            )
+        return _drain(engine, ids)
+
+
+def _ours(settings: Settings, workdir: Path, engine: sa.Engine) -> tuple[list[Run], Idle]:
     runs, idle = [], None
     flame = os.environ.get("BENCH_JOBS_FLAME")
     for processes in PROCESSES:
         for pool in POOLS:
             run = Run(processes, pool)
             default = (processes, pool) == DEFAULT
-            count = (
-                _count("BENCH_JOBS_COUNT", 20_000)
-                if default
-                else _count("BENCH_JOBS_SWEEP_COUNT", 5_000)
-            )
-            with _job_workers(settings, workdir, processes, pool) as pids:
-                run.joined = _warm_up(
-                    engine, processes, lambda n: _post(url, _echo(url, n), 8)[0], "jobs"
-                )
+            if default:
+                count = _count("BENCH_JOBS_COUNT", 20_000)
+            else:
+                count = _count("BENCH_JOBS_SWEEP_COUNT", 5_000)
+            own = _own_topics(settings)
+            with (
+                api_server(own, workdir, relay=True, log_name=f"api-p{processes}-{pool}") as url,
+                _job_workers(own, workdir, processes, pool) as pids,
+            ):
+                run.joined = _warm_up(engine, processes, functools.partial(_some, url), "jobs")
                 if default:
                     idle = _idle(url, engine)
-                relay.stop()
-                ids, _ = _post(url, _echo(url, count), CLIENTS)
-                relay.start()
-                with _flame(pids[0], Path(flame) if flame and default else None):
-                    run.drain = _drain(engine, ids)
-                ids, run.enqueue_per_s = _post(url, _echo(url, count), CLIENTS)
+                flame_path = Path(flame) if flame and default else None
+                run.drain = _backlog(url, engine, count, flame_path, pids[0])
+                ids, run.enqueue_per_s = _post(_jobs(url, count), CLIENTS)
                 run.e2e = _drain(engine, ids)
             runs.append(run)
     assert idle is not None
@@ -226,18 +230,8 @@ def _ours(
 def _baseline_enqueue(
     settings: Settings, topic: str, count: int, per_second: float, batch: int
 ) -> list[str]:
-    argv = [
-        sys.executable,
-        "-m",
-        jobs_baseline.__name__,
-        "enqueue",
-        settings.database_url,
-        settings.kafka_bootstrap_servers,
-        topic,
-        str(count),
-        str(per_second),
-        str(batch),
-    ]
+    argv = [sys.executable, "-m", jobs_baseline.__name__, "enqueue", settings.database_url]
+    argv += [settings.kafka_bootstrap_servers, topic, str(count), str(per_second), str(batch)]
     done = subprocess.run(
         argv, capture_output=True, check=True, timeout=WAIT, env=settings_env(settings)
     )
@@ -256,20 +250,10 @@ def _baseline(settings: Settings, engine: sa.Engine) -> tuple[list[Run], JobsSum
     for processes in PROCESSES:
         topic = f"{settings.kafka.topic_prefix}baseline-jobs-{processes}"
         ensure_topics(settings, [topic])
-        argv = [
-            sys.executable,
-            "-m",
-            jobs_baseline.__name__,
-            "work",
-            settings.database_url,
-            settings.kafka_bootstrap_servers,
-            topic,
-            f"{topic}-group",
-        ]
-        workers = [
-            spawn(argv, env=settings_env(settings), stdout=subprocess.DEVNULL)
-            for _ in range(processes)
-        ]
+        argv = [sys.executable, "-m", jobs_baseline.__name__, "work", settings.database_url]
+        argv += [settings.kafka_bootstrap_servers, topic, f"{topic}-group"]
+        env = settings_env(settings)
+        workers = [spawn(argv, env=env, stdout=subprocess.DEVNULL) for _ in range(processes)]
         try:
             run = Run(processes)
             enqueue = functools.partial(_baseline_backlog, settings, topic)
@@ -287,20 +271,17 @@ def _baseline(settings: Settings, engine: sa.Engine) -> tuple[list[Run], JobsSum
 
 
 def run(workdir: Path) -> str:
-    prefix = f"bench-{uuid.uuid4().hex[:6]}."
-    kafka = {"topic_prefix": prefix, "partitions": 6, "session_timeout_ms": 6000}
-    with bench_settings(workdir, kafka=kafka) as settings:
+    load_before = os.getloadavg()[0]
+    kafka = {"topic_prefix": f"bench-{uuid.uuid4().hex[:6]}.", "partitions": 6}
+    with bench_settings(workdir, kafka={**kafka, "session_timeout_ms": 6000}) as settings:
         engine = sa.create_engine(settings.sqlalchemy_url, poolclass=sa.pool.NullPool)
-        relay = Relay(settings, workdir)
-        with api_server(settings, workdir, log_name="api") as url:
-            relay.start()
-            try:
-                ours, idle = _ours(settings, workdir, engine, url, relay)
-                # Same servers, same idle API and relay running beside it.
-                baseline, baseline_paced = _baseline(settings, engine)
-            finally:
-                relay.stop()
+        ours, idle = _ours(settings, workdir, engine)
+        # The same servers, with an idle API and relay running beside it as for ours.
+        own = _own_topics(settings)
+        with api_server(own, workdir, relay=True, log_name="api-baseline"):
+            baseline, baseline_paced = _baseline(own, engine)
         engine.dispose()
     counts = (_count("BENCH_JOBS_COUNT", 20_000), _count("BENCH_JOBS_SWEEP_COUNT", 5_000))
     paced = (PACED_JOBS, PACED_PER_SECOND, DELAY_SECONDS)
-    return report(ours, idle, baseline, baseline_paced, DEFAULT, counts, paced)
+    loads = (load_before, os.getloadavg()[0])
+    return report(ours, idle, baseline, baseline_paced, DEFAULT, counts, paced, loads)

@@ -58,6 +58,7 @@ def report(
     default: tuple[int, int],
     counts: tuple[int, int],
     paced: tuple[int, float, int],
+    loads: tuple[float, float] = (0.0, 0.0),
 ) -> str:
     count, sweep = counts
     paced_jobs, per_second, delay = paced
@@ -75,9 +76,12 @@ def report(
         "process(es) and the clients. enqueue→start is `started_at - created_at` of the "
         "rows (PostgreSQL's clock; `started_at` is the claim); completion throughput is "
         "jobs / (last `finished_at` - first `started_at`) over a backlog made while the "
-        "workers were already in their group (ours: outbox relay stopped while the jobs "
-        "were posted, then started; the yardstick: rows inserted, then the messages "
-        "produced).",
+        "workers were running, each configuration with its own topics and groups and "
+        "its workers warmed up (ours: jobs posted an hour ahead, then made due by one "
+        "UPDATE of `run_at`, so the scheduler leader queues them, 1,000 per 0.2 s tick; "
+        "the yardstick: rows inserted, then their messages produced). Load average "
+        f"(1 min) when the run started and ended: {loads[0]:.1f} and {loads[1]:.1f} "
+        "(2 cores: above 2, other work shared the machine and every figure suffers).",
         "",
         f"### (a) Our stack: `JOBS__POOL_SIZE={main.pool}`, {main.processes} worker process",
         "",
