@@ -208,8 +208,8 @@ def _ours(settings: Settings, workdir: Path, engine: sa.Engine) -> tuple[list[Ru
             default = (processes, pool) == DEFAULT
             if default:
                 count = _count("BENCH_JOBS_COUNT", 20_000)
-            else:
-                count = _count("BENCH_JOBS_SWEEP_COUNT", 5_000)
+            else:  # a pool of one runs a job at a time: a fifth keeps its run short
+                count = _count("BENCH_JOBS_SWEEP_COUNT", 5_000) // (5 if pool == 1 else 1)
             own = _own_topics(settings)
             with (
                 api_server(own, workdir, relay=True, log_name=f"api-p{processes}-{pool}") as url,

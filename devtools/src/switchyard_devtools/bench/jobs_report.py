@@ -131,7 +131,8 @@ def report(
         "### (c) Worker pool size and processes",
         "",
         f"Backlog drain and end to end ({count:,} jobs for the configuration of (a), "
-        f"{sweep:,} for the others); latencies of the end-to-end run.",
+        f"{sweep // 5:,} for a pool of 1, {sweep:,} for the others); latencies of the "
+        "end-to-end run.",
         "",
         "| processes | `JOBS__POOL_SIZE` | completion jobs/s | end to end jobs/s "
         "| enqueue→start p50/p95/p99 ms | enqueue→finish p50/p95/p99 ms |",
