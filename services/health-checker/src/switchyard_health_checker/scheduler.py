@@ -80,7 +80,7 @@ class Scheduler:
         sink: Sink,
         limits: Limits | None = None,
         *,
-        lag_observer: Callable[[float], None] | None = None,
+        lag_observer: Callable[[Target, float], None] | None = None,
     ) -> None:
         self._probe = probe
         self._sink = sink
@@ -188,25 +188,30 @@ class Scheduler:
             self._timer = self._loop.call_at(self._timer_at, self._fire)
 
     def _fire(self) -> None:
-        self._timer, self._timer_at = None, math.inf
-        assert self._loop is not None
-        now = self._loop.time()
+        loop = self._loop
+        assert loop is not None
+        self._timer, self._timer_at = None, -math.inf  # no arming until the end
+        now = loop.time()
         heap = self._heap
-        while heap and heap[0][0] <= now:
-            due, target_id, generation = heapq.heappop(heap)
-            entry = self._entries.get(target_id)
-            if entry is None or entry.generation != generation:
-                continue  # removed or moved to another grid since
-            if entry.task is None:
-                task = self._loop.create_task(self._run(entry, entry.target, due))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-                entry.task = task
-            else:
-                metrics.health_probes_skipped_total.inc()
-            entry.last_fired = now
-            self._push(entry, now + entry.target.interval_seconds / 2)
-        self._arm()
+        try:
+            while heap and heap[0][0] <= now:
+                due, target_id, generation = heap[0]
+                entry = self._entries.get(target_id)
+                if entry is None or entry.generation != generation:
+                    heapq.heappop(heap)  # removed or moved to another grid since
+                    continue
+                if entry.task is None:
+                    task = loop.create_task(self._run(entry, entry.target, due))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                    entry.task = task
+                else:
+                    metrics.health_probes_skipped_total.inc()
+                entry.last_fired = now
+                following = self._next_slot(entry, now + entry.target.interval_seconds / 2)
+                heapq.heapreplace(heap, (following, target_id, generation))
+        finally:
+            self._arm()
 
     async def _run(self, entry: _Entry, target: Target, scheduled: float) -> None:
         try:
@@ -214,7 +219,7 @@ class Scheduler:
                 lag = self._now() - scheduled
                 metrics.health_probe_lag_seconds.observe(lag)
                 if self._lag_observer is not None:
-                    self._lag_observer(lag)
+                    self._lag_observer(target, lag)
                 metrics.health_probes_in_flight.inc()
                 try:
                     result = await self._probe(target)
