@@ -141,12 +141,15 @@ class _Window:
     async def measure(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(self.start - loop.time())
+        load = os.getloadavg()[0]  # what else the machine runs (it is shared)
         cpu0, system0, wall0 = _cpu(), _system_cpu(), time.monotonic()
         await asyncio.sleep(self.end - loop.time())
         return {
             "cpu_seconds": _cpu() - cpu0,
             "system_cpu_seconds": _system_cpu() - system0,
             "wall_seconds": time.monotonic() - wall0,
+            "load_before": load,
+            "load_after": os.getloadavg()[0],
         }
 
 
@@ -298,11 +301,12 @@ def markdown(rows: list[dict[str, Any]], interval: float, intervals: int) -> str
         f"{intervals} intervals after a warm-up one. Lag = probe start - scheduled time. "
         "CPU = the client process's user + system time (getrusage) / probes; cores = CPU "
         "time / wall time. `least-code`: one asyncio task per target, "
-        "`sleep; session.get; read`.",
+        "`sleep; session.get; read`. Machine load: the 1-minute load average before and "
+        f"after the window, on {os.cpu_count()} cores.",
         "",
         "| targets | client | probes/s | targets probed once per interval | "
-        "lag p50 / p95 / p99 / max (ms) | CPU per probe (µs) | cores |",
-        "|---:|---|---:|---|---|---:|---:|",
+        "lag p50 / p95 / p99 / max (ms) | CPU per probe (µs) | cores | machine load |",
+        "|---:|---|---:|---|---|---:|---:|---|",
     ]
     for row in rows:
         per_target = row["probes_per_target"]
@@ -314,7 +318,8 @@ def markdown(rows: list[dict[str, Any]], interval: float, intervals: int) -> str
             f"| {exact:,}/{row['targets']:,}{f' ({other})' if other else ''} "
             f"| {lag['p50']:.1f} / {lag['p95']:.1f} / {lag['p99']:.1f} / {lag['max']:.1f} "
             f"| {row['cpu_seconds'] / max(row['probes'], 1) * 1e6:,.0f} "
-            f"| {row['cpu_seconds'] / row['wall_seconds']:.2f} |"
+            f"| {row['cpu_seconds'] / row['wall_seconds']:.2f} "
+            f"| {row['load_before']:.1f} → {row['load_after']:.1f} |"
         )
     lines += ["", "Outcomes:"] + [
         f"- {r['targets']:,} {r['client']}: "

@@ -44,6 +44,7 @@ from switchyard.fetch.resolver import GuardedResolver
 from switchyard_health_checker.targets import ProbeError, ProbeResult, Target
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_PARSED_URLS = 200_000
 
 # OpenSSL's X509_V_ERR_* codes, named the way an operator says them.
 _CERT_ERRORS = {
@@ -81,6 +82,7 @@ class Prober:
     def __init__(self, settings: ProbeSettings | None = None) -> None:
         self.settings = settings if settings is not None else ProbeSettings()
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}  # parsed once per target URL, not once per probe
 
     async def __aenter__(self) -> Prober:
         return self
@@ -128,20 +130,21 @@ class Prober:
         follow = expected is None or not 300 <= expected < 400
         session = self._open()
         guard = self.settings.guard
-        url: str | URL = target.url
+        url = self._urls.get(target.url)
+        if url is None:
+            if len(self._urls) >= _MAX_PARSED_URLS:
+                self._urls.clear()
+            url = self._urls[target.url] = URL(target.url)
         for _ in range(self.settings.max_redirects + 1):
             if guard is not None:
-                parsed = URL(url) if isinstance(url, str) else url
-                guard.check_parts(
-                    parsed.scheme, parsed.user, parsed.password, parsed.host, url=str(url)
-                )
+                guard.check_parts(url.scheme, url.user, url.password, url.host, url=str(url))
             async with session.get(url, allow_redirects=False) as response:
                 status = response.status
                 location = response.headers.get("Location") if follow else None
+                await self._drain(response)
                 if status in REDIRECTS and location:
                     url = response.url.join(URL(location))
                     continue
-                await self._drain(response)
             if expected is None and not 200 <= status < 300:
                 raise _BadStatus(status, "2xx")
             if expected is not None and status != expected:
@@ -151,6 +154,10 @@ class Prober:
 
     async def _drain(self, response: aiohttp.ClientResponse) -> None:
         # Reading the body to its end is what lets the connection be reused.
+        length = response.content_length
+        if length is not None and length <= self.settings.max_body_bytes:
+            await response.read()
+            return
         left = self.settings.max_body_bytes
         while chunk := await response.content.readany():
             left -= len(chunk)
@@ -223,6 +230,8 @@ def classify(exc: BaseException) -> ProbeError:
     if isinstance(
         exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError | aiohttp.InvalidURL
     ):
+        return ProbeError("invalid_response", message)
+    if isinstance(exc, ValueError):  # e.g. a Location header that is not a URL
         return ProbeError("invalid_response", message)
     if isinstance(exc, OSError):
         return _os_error(exc, message)

@@ -35,6 +35,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from switchyard import metrics
 from switchyard.fetch.limits import ConcurrencyLimits
@@ -94,6 +95,7 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._epoch = 0.0  # wall-clock time minus loop time
         self._tasks: set[asyncio.Task[None]] = set()  # cancelled ones too, until they end
+        self._counters: dict[str, Any] = {}
         self._kinds = {k: metrics.health_probe_latency_seconds.labels(k) for k in ("http", "tcp")}
 
     async def __aenter__(self) -> Scheduler:
@@ -226,10 +228,13 @@ class Scheduler:
                 finally:
                     metrics.health_probes_in_flight.dec()
             self._kinds[target.endpoint.kind].observe(result.latency_ms / 1000)
-            error = result.error
-            metrics.health_probes_total.labels(
-                result.status, "ok" if error is None else error.reason
-            ).inc()
+            reason = "ok" if result.error is None else result.error.reason
+            counter = self._counters.get(reason)
+            if counter is None:  # one per reason: REASONS is a closed set
+                counter = self._counters[reason] = metrics.health_probes_total.labels(
+                    result.status, reason
+                )
+            counter.inc()
             if self._entries.get(target.id) is not entry or entry.target is not target:
                 metrics.health_probe_results_dropped_total.inc()
                 return
