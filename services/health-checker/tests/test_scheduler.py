@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 
 from switchyard_health_checker.probes import Prober
@@ -65,9 +66,11 @@ def test_each_target_is_probed_once_per_interval(run: Any, serve: Any) -> None:
                 assert len(scheduler) == 50
                 await asyncio.sleep(2.0)  # ten intervals
             counts = [server.hits[f"/t/{i}"] for i in range(50)]
-            assert min(counts) >= 7, counts
+            # Ten intervals: never more than one probe per interval (plus the edges); at
+            # least one per interval unless the loop (on a busy machine) fell behind.
             assert max(counts) <= 11, counts
-            assert all(results.by_target[i] >= 7 for i in range(50))
+            assert min(counts) >= 6, counts
+            assert all(results.by_target[i] >= 6 for i in range(50))
             assert all(r.status == "up" for r in results.results)
 
     run(scenario())
@@ -161,7 +164,7 @@ def test_falling_behind_never_bursts_a_backlog(run: Any, serve: Any) -> None:
             counts = [server.hits[f"/t/{i}"] for i in range(10)]
             # About 5 + 1 + 5; replaying the five missed firings would make about 15.
             assert max(counts) <= 13, counts
-            assert min(counts) >= 7, counts
+            assert min(counts) >= 6, counts
 
     run(scenario())
 
@@ -189,6 +192,8 @@ def test_the_sink_sees_one_result_at_a_time_per_target_and_may_fail(run: Any, se
                 await until(lambda: calls[1] >= 3)
             assert most[1] == 1
             assert skipped() > before
+            with pytest.raises(RuntimeError, match="async with"):
+                scheduler.upsert(target(2, server.url("/t/2")))  # closed: nothing fires
             assert server.hits["/t/1"] <= calls[1] + 1
 
     run(scenario())

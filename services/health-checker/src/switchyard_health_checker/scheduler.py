@@ -93,6 +93,7 @@ class Scheduler:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
         self._epoch = 0.0  # wall-clock time minus loop time
         self._tasks: set[asyncio.Task[None]] = set()  # cancelled ones too, until they end
         self._counters: dict[str, Any] = {}
@@ -109,6 +110,7 @@ class Scheduler:
 
     async def close(self, grace_seconds: float = 0.0) -> None:
         """Stop firing; give probes in flight ``grace_seconds`` to finish, cancel the rest."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
         self._timer, self._timer_at, self._heap = None, math.inf, []
@@ -166,7 +168,7 @@ class Scheduler:
 
     # -- firing ---------------------------------------------------------------------
     def _now(self) -> float:
-        if self._loop is None:
+        if self._loop is None or self._closed:
             raise RuntimeError("use the Scheduler inside `async with`")
         return self._loop.time()
 
