@@ -197,3 +197,20 @@ def test_the_sink_sees_one_result_at_a_time_per_target_and_may_fail(run: Any, se
             assert server.hits["/t/1"] <= calls[1] + 1
 
     run(scenario())
+
+
+def test_a_probe_that_raises_is_logged_and_the_schedule_goes_on(run: Any) -> None:
+    async def scenario() -> None:
+        calls = Counter[int]()
+        results = Results()
+
+        async def broken(target: Target) -> ProbeResult:
+            calls[target.id] += 1
+            raise RuntimeError("a bug in a probe")
+
+        async with Scheduler(broken, results) as scheduler:
+            scheduler.upsert(target(1, "http://never.invalid/"))
+            await until(lambda: calls[1] >= 3)
+        assert results.by_target[1] == 0
+
+    run(scenario())

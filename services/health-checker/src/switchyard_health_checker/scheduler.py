@@ -220,13 +220,16 @@ class Scheduler:
     async def _run(self, entry: _Entry, target: Target, scheduled: float) -> None:
         try:
             async with self._slots.slot(target.endpoint.host):
-                lag = self._now() - scheduled
+                lag = asyncio.get_running_loop().time() - scheduled
                 metrics.health_probe_lag_seconds.observe(lag)
                 if self._lag_observer is not None:
                     self._lag_observer(target, lag)
                 metrics.health_probes_in_flight.inc()
                 try:
                     result = await self._probe(target)
+                except Exception:  # a probe is meant to return failures, not raise them
+                    log.exception("probe raised", target_id=target.id)
+                    return
                 finally:
                     metrics.health_probes_in_flight.dec()
             self._kinds[target.endpoint.kind].observe(result.latency_ms / 1000)
