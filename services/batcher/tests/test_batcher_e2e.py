@@ -15,6 +15,9 @@ import sqlalchemy as sa
 
 from switchyard.config import Settings
 from switchyard.db.migrate import upgrade
+from switchyard.events import CloudEvent, event_headers
+from switchyard.kafka.producer import EventProducer, OutgoingRecord
+from switchyard.kafka.topics import HEALTH, topic_name
 from switchyard_devtools.load.generator import Request, run_load
 from switchyard_devtools.stack.infra import start_postgres
 
@@ -203,3 +206,51 @@ def test_postgres_outage_holds_events_in_kafka_until_it_returns(
         process.stop()
         engine.dispose()
         server.stop()
+
+
+def test_probe_results_are_stored_once_in_target_checks(
+    settings: Settings, batcher: Batcher, engine: sa.Engine, producer: EventProducer
+) -> None:
+    target_id = int(uuid.uuid4().int % 10**12)
+    topic = topic_name(settings, HEALTH)
+    records = []
+    for n in range(5):
+        event = CloudEvent(
+            type="target.checked",
+            source="tests",
+            data={
+                "target_id": target_id,
+                "status": "down" if n % 2 else "up",
+                "latency_ms": 1.5 * n,
+                "status_code": 200 if n % 2 == 0 else None,
+                "error": "connection_refused: [Errno 111]" if n % 2 else None,
+                "checked_at": f"2026-03-01T10:00:0{n}Z",
+            },
+        )
+        records.append(
+            OutgoingRecord(
+                topic, event.to_json(), str(target_id).encode(), event_headers(event, None)
+            )
+        )
+    producer.publish([*records, records[0]])  # a redelivered copy is stored once
+    batcher.start()
+    deadline = time.monotonic() + 60
+    while True:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text(
+                    "SELECT status, latency_ms, status_code, error FROM target_checks"
+                    " WHERE target_id = :t ORDER BY checked_at"
+                ),
+                {"t": target_id},
+            ).all()
+        if len(rows) >= 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert [tuple(r) for r in rows] == [
+        ("up", 0.0, 200, None),
+        ("down", 1.5, None, "connection_refused: [Errno 111]"),
+        ("up", 3.0, 200, None),
+        ("down", 4.5, None, "connection_refused: [Errno 111]"),
+        ("up", 6.0, 200, None),
+    ]

@@ -142,25 +142,37 @@ def test_events_that_can_never_be_stored_are_permanent_errors() -> None:
         to_records([_consumed("something.else", good)])
 
 
-def test_health_checker_probes_map_onto_health_pings() -> None:
-    record = to_records(
-        [
-            _consumed(
-                "target.checked",
-                {
-                    "target_id": 7,
-                    "name": "shop",
-                    "status": "down",
-                    "latency_ms": 12,
-                    "status_code": 503,
-                    "checked_at": "2026-01-01T00:00:00Z",
-                },
-            )
-        ]
-    )[0]
-    assert record.kind == "health"
-    assert record.fields["service"] == "shop" and record.fields["target_id"] == 7
-    assert record.fields["details"] == {"target_id": 7, "status_code": 503}
+def test_health_checker_probes_map_onto_target_checks() -> None:
+    probe = {
+        "target_id": 7,
+        "name": "shop",
+        "status": "down",
+        "latency_ms": 12,
+        "status_code": 503,
+        "error": "unexpected_status: 503",
+        "checked_at": "2026-01-01T00:00:00Z",
+    }
+    record = to_records([_consumed("target.checked", probe)])[0]
+    assert record.kind == "check"
+    assert record.fields == {
+        "target_id": 7,
+        "status": "down",
+        "latency_ms": 12.0,
+        "status_code": 503,
+        "error": "unexpected_status: 503",
+        "checked_at": "2026-01-01T00:00:00Z",
+    }
+    row = copy_rows("check", [record]).decode().rstrip("\n").split("\t")
+    assert row[1:] == ["7", "down", "12.0", "503", "unexpected_status: 503", "2026-01-01T00:00:00Z"]
+    for bad in (
+        {**probe, "status": "unknown"},
+        {**probe, "target_id": "7"},
+        {**probe, "status_code": True},
+        {**probe, "checked_at": "2026-01-01T00:00:00"},
+        {**probe, "error": 5},
+    ):
+        with pytest.raises(PermanentError):
+            to_records([_consumed("target.checked", bad)])
 
 
 def test_copy_rows_escape_what_copy_text_format_would_misread() -> None:

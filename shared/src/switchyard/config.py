@@ -239,6 +239,28 @@ class JobSettings(BaseModel):
     http_body_excerpt_bytes: int = Field(default=2_048, ge=0, le=1_048_576)
 
 
+class HealthCheckerSettings(BaseModel):
+    """The health-checker (``HEALTH_CHECKER__*``)."""
+
+    # A replica's shard leases: a replica that dies has its targets taken over within
+    # this (plus one rebalance), so keep it at or below the shortest interval you use.
+    lease_seconds: float = Field(default=5.0, ge=1, le=600)
+    rebalance_seconds: float = Field(default=1.0, gt=0, le=60)
+    # A full reload of this replica's targets, besides the change notices.
+    resync_seconds: float = Field(default=30.0, gt=0, le=3_600)
+    # Probes in flight at once, per process and per target host.
+    max_in_flight: int = Field(default=1_000, ge=1, le=100_000)
+    max_per_host: int = Field(default=100, ge=1, le=100_000)
+    keep_alive: bool = True
+    # Apply the SSRF guard (and FETCH__ALLOW) to targets. Off by default: the services a
+    # health checker watches are normally internal (private addresses).
+    guard: bool = False
+    # Counters and last checks are written in batches this often.
+    flush_seconds: float = Field(default=1.0, gt=0, le=60)
+    # SIGTERM: probes in flight get this long, then the shards go back at once.
+    shutdown_grace_seconds: float = Field(default=3.0, ge=0, le=300)
+
+
 class Settings(BaseSettings):
     """Everything a Switchyard process reads from its environment."""
 
@@ -275,6 +297,7 @@ class Settings(BaseSettings):
     fetch: FetchSettings = FetchSettings()
     image_worker: ImageWorkerSettings = ImageWorkerSettings()
     jobs: JobSettings = JobSettings()
+    health_checker: HealthCheckerSettings = HealthCheckerSettings()
 
     @field_validator("database_url")
     @classmethod

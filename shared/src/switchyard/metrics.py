@@ -115,6 +115,38 @@ products_by_status = Gauge(
     "products_by_status", "Products per processing status", ["status"], multiprocess_mode="max"
 )
 
+# Health checker (seed 001): the probing engine. result up|down; reason "ok" for up, else
+# the probe's failure reason (switchyard_health_checker.targets.REASONS).
+PROBE_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+health_probes_total = Counter(
+    "health_probes_total", "Probes finished, by result and reason", ["result", "reason"]
+)
+health_probe_latency_seconds = Histogram(
+    "health_probe_latency_seconds",
+    "Time from a probe's start to its answer or failure",
+    ["kind"],
+    buckets=LATENCY_BUCKETS,
+)
+health_probe_lag_seconds = Histogram(
+    "health_probe_lag_seconds",
+    "How late a probe started against its schedule (waiting for a slot included)",
+    buckets=PROBE_LAG_BUCKETS,
+)
+health_probes_in_flight = Gauge(
+    "health_probes_in_flight", "Probes holding a slot now", multiprocess_mode="livesum"
+)
+health_targets_scheduled = Gauge(
+    "health_targets_scheduled", "Targets this replica schedules", multiprocess_mode="livesum"
+)
+health_probes_skipped_total = Counter(
+    "health_probes_skipped_total",
+    "Scheduled probes not started because the target's previous one was still running",
+)
+health_probe_results_dropped_total = Counter(
+    "health_probe_results_dropped_total",
+    "Probe results thrown away because their target was removed or changed meanwhile",
+)
+
 # Kafka plumbing
 events_published_total = Counter(
     "events_published_total", "Events acknowledged by Kafka", ["topic"]

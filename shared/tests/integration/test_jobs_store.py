@@ -210,17 +210,20 @@ def test_a_concurrency_limit_holds_across_concurrent_claimers(
 def test_a_rate_limit_spaces_starts_cluster_wide(engine: sa.Engine, topics: JobTopics) -> None:
     job_type = _type()
     limits = {job_type: TypeLimit(rate_per_second=5)}
-    ids = [store.enqueue(engine, _new(job_type), topics)[0].id for _ in range(4)]
-    claimed = lifecycle.claim(engine, ids[:2], "a", 30, limits)
-    claimed += lifecycle.claim(engine, ids[2:], "b", 30, limits)
-    assert len(claimed) == 1
+    ids = [store.enqueue(engine, _new(job_type), topics)[0].id for _ in range(10)]
+    claimed = lifecycle.claim(engine, ids[:5], "a", 30, limits)
+    claimed += lifecycle.claim(engine, ids[5:], "b", 30, limits)
+    # Slots 0.2 s apart, handed out up to a second ahead, across both claimers.
+    delays = sorted(job.start_delay for job in claimed)
+    assert len(delays) == 6
+    assert all(abs(b - a - 0.2) < 0.05 for a, b in itertools.pairwise(delays))
     later = sorted(
         job.run_at
         for job in (store.get_job(engine, i) for i in ids)
         if job is not None and job.status == "scheduled"
     )
-    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(later)]
-    assert len(later) == 3 and all(abs(gap - 0.2) < 0.01 for gap in gaps)
+    assert len(later) == 4
+    assert all(abs((b - a).total_seconds() - 0.2) < 0.01 for a, b in itertools.pairwise(later))
 
 
 def test_one_leader_at_a_time_and_a_former_leader_cannot_commit(engine: sa.Engine) -> None:

@@ -10,14 +10,17 @@ from typing import Any
 import orjson
 
 from switchyard.db.models.logs import HEALTH_STATUSES, LOG_LEVELS
+from switchyard.db.models.targets import CHECK_STATUSES
 from switchyard.errors import PermanentError
 from switchyard.kafka.consumer import ConsumedEvent
 from switchyard.sinks import Record
 
 LOG_TYPES = frozenset({"log.received"})
-HEALTH_TYPES = frozenset({"health.reported", "target.checked"})
+HEALTH_TYPES = frozenset({"health.reported"})
+CHECK_TYPES = frozenset({"target.checked"})  # the health-checker's probes: target_checks
 _LEVELS = frozenset(LOG_LEVELS)
 _STATUSES = frozenset(HEALTH_STATUSES)
+_CHECK_STATUSES = frozenset(CHECK_STATUSES)
 
 
 def to_records(events: Sequence[ConsumedEvent]) -> list[Record]:
@@ -57,6 +60,16 @@ def to_record(consumed: ConsumedEvent) -> Record:
             consumed.offset,
             consumed.value,
         )
+    if event_type in CHECK_TYPES:
+        return Record(
+            "check",
+            str(uuid.UUID(envelope["id"])),
+            _check(data, envelope.get("time")),
+            consumed.topic,
+            consumed.partition,
+            consumed.offset,
+            consumed.value,
+        )
     if event_type in HEALTH_TYPES:
         event_id = str(uuid.UUID(envelope["id"]))  # other producers than the API write here
         return Record(
@@ -72,7 +85,7 @@ def to_record(consumed: ConsumedEvent) -> Record:
 
 
 def _health(data: dict[str, Any], event_time: str | None) -> dict[str, Any]:
-    """``health.reported`` from the API, or a health-checker probe (``target.checked``)."""
+    """``health.reported`` from the API."""
     # The envelope's time stands in for missing timestamps; validated only if used.
     sent_at = event_time or datetime.now(UTC).isoformat()
     details = data.get("details")
@@ -90,6 +103,27 @@ def _health(data: dict[str, Any], event_time: str | None) -> dict[str, Any]:
         "timestamp": _rfc3339(data.get("timestamp") or data.get("checked_at") or sent_at),
         "received_at": _rfc3339(data.get("received_at") or sent_at),
     }
+
+
+def _check(data: dict[str, Any], event_time: str | None) -> dict[str, Any]:
+    """A probe's result (``target.checked``) as its ``target_checks`` row."""
+    latency, code, error = data.get("latency_ms"), data.get("status_code"), data.get("error")
+    if error is not None and not isinstance(error, str):
+        raise ValueError(f"error must be text, got {error!r}")
+    return {
+        "target_id": _integer(data["target_id"]),
+        "status": _member(data["status"], _CHECK_STATUSES),
+        "latency_ms": float(latency) if latency is not None else None,
+        "status_code": _integer(code) if code is not None else None,
+        "error": error,
+        "checked_at": _rfc3339(data.get("checked_at") or event_time),
+    }
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
 
 
 def _string(value: Any) -> str:

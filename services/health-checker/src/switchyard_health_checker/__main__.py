@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from switchyard.service import idle_until_stopped, run_worker
+from switchyard.service import run_worker
 
 
 def main() -> None:
-    # No work of its own yet: it starts, reports its dependencies, and stops cleanly.
-    run_worker("health-checker", idle_until_stopped)
+    from switchyard_health_checker.service import run
+
+    run_worker("health-checker", run, needs=("postgres", "kafka"))
 
 
 if __name__ == "__main__":

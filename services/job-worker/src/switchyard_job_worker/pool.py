@@ -185,6 +185,8 @@ class JobPool:
     async def _run(self, held: _Held) -> None:
         try:
             async with self._slots:
+                if held.job.start_delay > 0:  # its slot of its type's rate limit
+                    await asyncio.sleep(held.job.start_delay)
                 if self._closing:
                     raise asyncio.CancelledError  # drain began while this one waited
                 held.started = True

@@ -31,13 +31,14 @@ jobs = cast(sa.Table, models.Job.__table__)
 attempts = cast(sa.Table, models.JobAttempt.__table__)
 MAX_ERROR_CHARS = 4_000
 _CONCURRENCY_LOCK = 0x4A6F_6273  # "Jobs": first key of the per-type advisory lock
-_RATE_SLACK_SECONDS = 0.01  # a slot this close to now is now
+# A rate-limited job is held by its worker until its slot if the slot is this close.
+RATE_HORIZON_SECONDS = 1.0
 
 _CLAIMED = """
     UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1,
         lease_token = nextval('job_lease_tokens'), lease_owner = :worker,
         lease_expires_at = now() + make_interval(secs => :lease), started_at = now(),
-        finished_at = NULL, parked = false, rate_slot_at = NULL, updated_at = now()
+        finished_at = NULL, parked = false, updated_at = now()
     FROM chosen WHERE jobs.id = chosen.id
     RETURNING jobs.id, jobs.type, jobs.payload, jobs.attempts, jobs.max_attempts,
         jobs.timeout_seconds, jobs.lease_token, chosen.queued_at, jobs.request_id,
@@ -55,7 +56,7 @@ def _ids(values: Iterable[str]) -> list[str]:
     return sorted(set(valid))  # one lock order for every claimer: no deadlocks
 
 
-def _claimed(row: Any) -> ClaimedJob:
+def _claimed(row: Any, start_delay: float = 0.0) -> ClaimedJob:
     return ClaimedJob(
         id=str(row.id),
         type=row.type,
@@ -67,6 +68,7 @@ def _claimed(row: Any) -> ClaimedJob:
         queued_at=row.queued_at,
         request_id=row.request_id,
         traceparent=row.traceparent,
+        start_delay=start_delay,
     )
 
 
@@ -97,7 +99,7 @@ def claim(
             return [_claimed(row) for row in rows]
         candidates = connection.execute(
             sa.text(
-                "SELECT id, type, updated_at, rate_slot_at FROM jobs"
+                "SELECT id, type, updated_at FROM jobs"
                 " WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'queued' AND NOT parked"
                 " ORDER BY id FOR UPDATE"
             ),
@@ -113,22 +115,23 @@ def claim(
             ),
             {**params, "run": [str(i) for i in runnable]},
         ).all()
-    return [_claimed(row) for row in rows]
+    return [_claimed(row, runnable[row.id]) for row in rows]
 
 
 def _apply_limits(
     connection: sa.Connection, candidates: Sequence[Any], limits: Mapping[str, TypeLimit]
-) -> list[Any]:
-    """The ids that may run now; parks or reschedules the others (same transaction)."""
+) -> dict[Any, float]:
+    """The jobs that may run, each with how long to wait before it starts (its rate
+    slot); parks or reschedules the others (same transaction)."""
     by_type: dict[str, list[Any]] = {}
     for row in candidates:
         by_type.setdefault(row.type, []).append(row)
-    runnable: list[Any] = []
+    runnable: dict[Any, float] = {}
     for job_type in sorted(by_type):  # one lock order for every claimer
         rows = by_type[job_type]
         limit = limits.get(job_type)
         if limit is None:
-            runnable += [row.id for row in rows]
+            runnable |= dict.fromkeys((row.id for row in rows), 0.0)
             continue
         if limit.concurrency is not None:
             free = _free_slots(connection, job_type, limit.concurrency)
@@ -139,9 +142,10 @@ def _apply_limits(
                     .where(jobs.c.id.in_([row.id for row in over]))
                     .values(parked=True)
                 )
-        if limit.rate_per_second is not None:
-            rows = _take_rate_slots(connection, job_type, limit.rate_per_second, rows)
-        runnable += [row.id for row in rows]
+        if limit.rate_per_second is None:
+            runnable |= dict.fromkeys((row.id for row in rows), 0.0)
+        else:
+            runnable |= _take_rate_slots(connection, job_type, limit.rate_per_second, rows)
     return runnable
 
 
@@ -159,35 +163,51 @@ def _free_slots(connection: sa.Connection, job_type: str, concurrency: int) -> i
 
 def _take_rate_slots(
     connection: sa.Connection, job_type: str, rate: float, rows: Sequence[Any]
-) -> list[Any]:
-    """Each job takes the type's next slot (spacing ``1/rate``); a job whose slot is
-    later waits for it as ``scheduled`` and keeps it (``rate_slot_at``)."""
-    now_rows = []
+) -> dict[Any, float]:
+    """Starts of the type are spaced ``1/rate`` apart, cluster-wide: a job takes the
+    type's next slot if it is at most :data:`RATE_HORIZON_SECONDS` away and its worker
+    starts it exactly then; the others wait as ``scheduled`` until about their turn and
+    try again. Slots are handed out in order under the row lock of ``job_rate_limits``,
+    and a job is never let through late in a burst, so no window of a second holds more
+    than ``rate`` starts (plus one)."""
+    gap = 1.0 / rate
+    taken: dict[Any, float] = {}
+    later = []
     for row in rows:
-        if row.rate_slot_at is not None:  # it reserved its slot before: due now
-            now_rows.append(row)
-            continue
-        slot, db_now = connection.execute(
+        reserved = connection.execute(
             sa.text(
-                "INSERT INTO job_rate_limits (type, next_slot_at)"
+                "INSERT INTO job_rate_limits AS r (type, next_slot_at)"
                 " VALUES (:type, now() + make_interval(secs => :gap))"
                 " ON CONFLICT (type) DO UPDATE SET next_slot_at ="
-                " greatest(job_rate_limits.next_slot_at, now()) + make_interval(secs => :gap)"
-                " RETURNING next_slot_at - make_interval(secs => :gap), now()"
+                "  greatest(r.next_slot_at, now()) + make_interval(secs => :gap)"
+                " WHERE greatest(r.next_slot_at, now())"
+                "  <= now() + make_interval(secs => :horizon)"
+                " RETURNING extract(epoch FROM next_slot_at - now()) - :gap"
             ),
-            {"type": job_type, "gap": 1.0 / rate},
-        ).one()
-        if (slot - db_now).total_seconds() <= _RATE_SLACK_SECONDS:
-            now_rows.append(row)
+            {"type": job_type, "gap": gap, "horizon": RATE_HORIZON_SECONDS},
+        ).scalar_one_or_none()
+        if reserved is None:
+            later.append(row)
         else:
-            connection.execute(
-                sa.update(jobs)
-                .where(jobs.c.id == row.id)
-                .values(
-                    status="scheduled", run_at=slot, rate_slot_at=slot, updated_at=sa.func.now()
-                )
-            )
-    return now_rows
+            taken[row.id] = max(0.0, float(reserved))
+    if later:
+        # Spread over the time the slots already handed out will take, in order.
+        connection.execute(
+            sa.text(
+                "UPDATE jobs SET status = 'scheduled', updated_at = now(),"
+                " run_at = (SELECT next_slot_at FROM job_rate_limits WHERE type = :type)"
+                "  + make_interval(secs => :gap * v.n - :horizon)"
+                " FROM unnest(CAST(:ids AS uuid[])) WITH ORDINALITY AS v(id, n)"
+                " WHERE jobs.id = v.id"
+            ),
+            {
+                "type": job_type,
+                "gap": gap,
+                "horizon": RATE_HORIZON_SECONDS / 2,
+                "ids": [str(row.id) for row in later],
+            },
+        )
+    return taken
 
 
 def heartbeat(engine: sa.Engine, tokens: Sequence[int], lease_seconds: float) -> set[int]:

@@ -98,6 +98,8 @@ class ClaimedJob:
     queued_at: datetime  # when it became ready: queue-wait latency starts here
     request_id: str | None
     traceparent: str | None
+    # Seconds to wait before starting: the job's slot of its type's rate limit.
+    start_delay: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from switchyard.config import Settings
 
-Kind = Literal["log", "health"]
+Kind = Literal["log", "health", "check"]
 
 
 class Record(NamedTuple):

@@ -1,4 +1,5 @@
-"""PostgreSQL sink: COPY straight into ``logs`` / ``health_pings``, deduplicated by id.
+"""PostgreSQL sink: COPY straight into ``logs`` / ``health_pings`` / ``target_checks``,
+deduplicated by id.
 
 The fast path is one COPY into the table, as fast as a raw COPY. A redelivered event makes
 that COPY fail on the primary key; only then the batch goes the slow way: COPY into a
@@ -74,6 +75,17 @@ TABLES: dict[Kind, tuple[str, list[tuple[str, Formatter]]]] = {
             ("target_id", number),
             ("timestamp", text),
             ("received_at", text),
+        ],
+    ),
+    "check": (
+        "target_checks",
+        [
+            ("target_id", number),
+            ("status", text),
+            ("latency_ms", number),
+            ("status_code", number),
+            ("error", text),
+            ("checked_at", text),
         ],
     ),
 }

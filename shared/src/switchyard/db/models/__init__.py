@@ -13,6 +13,12 @@ from switchyard.db.models.jobs import (  # noqa: F401  (registers the tables)
 from switchyard.db.models.logs import HealthPing, LogEntry  # noqa: F401  (registers the tables)
 from switchyard.db.models.outbox import OutboxEvent, ProcessedEvent
 from switchyard.db.models.products import Product
+from switchyard.db.models.targets import (  # noqa: F401  (registers the tables)
+    CheckerReplica,
+    CheckerShard,
+    Target,
+    TargetCheck,
+)
 from switchyard.db.models.users import User
 
 __all__ = ["Base", "OutboxEvent", "ProcessedEvent", "Product", "User"]

@@ -74,7 +74,6 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(sa.String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     parked: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, server_default=sa.false())
-    rate_slot_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     schedule_name: Mapped[str | None] = mapped_column(sa.String(200))
     request_id: Mapped[str | None] = mapped_column(sa.String(200))
     traceparent: Mapped[str | None] = mapped_column(sa.String(200))

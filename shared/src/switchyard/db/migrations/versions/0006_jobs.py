@@ -58,7 +58,6 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(length=200), nullable=True),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("parked", sa.Boolean(), server_default=sa.text("false"), nullable=False),
-        sa.Column("rate_slot_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("schedule_name", sa.String(length=200), nullable=True),
         sa.Column("request_id", sa.String(length=200), nullable=True),
         sa.Column("traceparent", sa.String(length=200), nullable=True),

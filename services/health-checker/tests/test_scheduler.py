@@ -1,0 +1,216 @@
+"""The scheduler against real servers on loopback: cadence, changes, caps, no bursts.
+
+Time is only ever asserted as counts per interval window, with wide margins, and waits
+have deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from switchyard_health_checker.probes import Prober
+from switchyard_health_checker.scheduler import Limits, Scheduler, phase_of
+from switchyard_health_checker.targets import ProbeResult, Target
+
+
+def target(target_id: int, url: str, interval: float = 0.2, **fields: Any) -> Target:
+    fields.setdefault("timeout_seconds", interval)
+    return Target(target_id, f"t{target_id}", url, interval_seconds=interval, **fields)
+
+
+async def until(condition: Callable[[], bool], deadline: float = 10.0) -> None:
+    async with asyncio.timeout(deadline):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+class Results:
+    """A sink that records what reaches it."""
+
+    def __init__(self) -> None:
+        self.by_target: Counter[int] = Counter()
+        self.results: list[ProbeResult] = []
+
+    async def __call__(self, target: Target, result: ProbeResult) -> None:
+        self.by_target[target.id] += 1
+        self.results.append(result)
+
+
+def skipped() -> float:
+    return REGISTRY.get_sample_value("health_probes_skipped_total") or 0.0
+
+
+def test_phases_spread_consecutive_ids_evenly() -> None:
+    phases = sorted(phase_of(i) for i in range(1, 1001))
+    assert all(0 <= p < 1 for p in phases)
+    gaps = [b - a for a, b in itertools.pairwise(phases)]
+    assert max(gaps) < 3 / 1000  # no clump, no hole: 1,000 targets over 1,000 slots
+    assert phase_of(42) == phase_of(42)
+
+
+def test_each_target_is_probed_once_per_interval(run: Any, serve: Any) -> None:
+    async def scenario() -> None:
+        results = Results()
+        async with serve() as server, Prober() as prober:
+            async with Scheduler(prober.probe, results) as scheduler:
+                for i in range(50):
+                    scheduler.upsert(target(i, server.url(f"/t/{i}")))
+                assert len(scheduler) == 50
+                await asyncio.sleep(2.0)  # ten intervals
+            counts = [server.hits[f"/t/{i}"] for i in range(50)]
+            # Ten intervals: never more than one probe per interval (plus the edges); at
+            # least one per interval unless the loop (on a busy machine) fell behind.
+            assert max(counts) <= 11, counts
+            assert min(counts) >= 6, counts
+            assert all(results.by_target[i] >= 6 for i in range(50))
+            assert all(r.status == "up" for r in results.results)
+
+    run(scenario())
+
+
+def test_a_removed_target_is_never_probed_again_and_its_result_is_dropped(
+    run: Any, serve: Any
+) -> None:
+    async def scenario() -> None:
+        results = Results()
+        async with (
+            serve() as server,
+            Prober() as prober,
+            Scheduler(prober.probe, results) as scheduler,
+        ):
+            scheduler.upsert(target(1, server.url("/t/1")))
+            scheduler.upsert(target(2, server.url("/held/2"), interval=1.0))
+            await until(lambda: server.hits["/t/1"] >= 2 and server.in_flight == 1)
+            scheduler.remove(1)
+            scheduler.remove(2)  # its probe is in flight, held by the server
+            seen = server.hits["/t/1"]
+            assert len(scheduler) == 0
+            await until(lambda: server.in_flight == 0)  # the probe was cancelled
+            await asyncio.sleep(1.0)  # five intervals of target 1
+            assert server.hits["/t/1"] <= seen + 1  # one may have been on the wire
+            delivered_1 = results.by_target[1]
+            assert results.by_target[2] == 0
+            await asyncio.sleep(0.4)
+            assert server.hits["/t/1"] <= seen + 1
+            assert results.by_target[1] == delivered_1
+            assert server.hits["/held/2"] == 1
+
+    run(scenario())
+
+
+def test_a_changed_interval_or_url_applies_at_once(run: Any, serve: Any) -> None:
+    async def scenario() -> None:
+        async with (
+            serve() as server,
+            Prober() as prober,
+            Scheduler(prober.probe, Results()) as scheduler,
+        ):
+            scheduler.upsert(target(1, server.url("/t/1")))
+            await until(lambda: server.hits["/t/1"] >= 3)
+            scheduler.upsert(target(1, server.url("/t/1"), interval=60.0, timeout_seconds=5))
+            slowed = server.hits["/t/1"]
+            await asyncio.sleep(1.0)  # five old intervals, a sixtieth of the new one
+            assert server.hits["/t/1"] <= slowed + 1
+            scheduler.upsert(target(1, server.url("/ok")))
+            await until(lambda: server.hits["/ok"] >= 3)
+            moved = server.hits["/t/1"]
+            await asyncio.sleep(0.6)
+            assert server.hits["/t/1"] == moved
+            scheduler.sync([target(2, server.url("/t/2"))])
+            assert 1 not in scheduler and 2 in scheduler
+            await until(lambda: server.hits["/t/2"] >= 2)
+
+    run(scenario())
+
+
+def test_per_host_and_global_caps_hold(run: Any, serve: Any) -> None:
+    async def scenario() -> None:
+        async with serve() as busy, serve("127.0.0.2") as other, Prober() as prober:
+            limits = Limits(max_in_flight=10, max_per_host=2)
+            async with Scheduler(prober.probe, Results(), limits) as scheduler:
+                for i in range(6):
+                    scheduler.upsert(target(i, busy.url(f"/held/{i}"), interval=1.0))
+                scheduler.upsert(target(9, other.url("/t/9")))
+                await until(lambda: busy.max_in_flight == 2 and other.hits["/t/9"] >= 3)
+                await asyncio.sleep(0.5)
+                assert busy.max_in_flight == 2  # six due, two at a time
+            async with serve() as held, Scheduler(prober.probe, Results(), Limits(3, 100)) as s:
+                for i in range(6):
+                    s.upsert(target(i, held.url(f"/held/{i}"), interval=1.0))
+                await until(lambda: held.max_in_flight == 3)
+                await asyncio.sleep(0.5)
+                assert held.max_in_flight == 3
+
+    run(scenario())
+
+
+def test_falling_behind_never_bursts_a_backlog(run: Any, serve: Any) -> None:
+    async def scenario() -> None:
+        async with serve() as server, Prober() as prober:
+            async with Scheduler(prober.probe, Results()) as scheduler:
+                for i in range(10):
+                    scheduler.upsert(target(i, server.url(f"/t/{i}")))
+                await asyncio.sleep(1.0)
+                time.sleep(1.0)  # the loop is stuck for five intervals
+                await asyncio.sleep(1.0)
+            counts = [server.hits[f"/t/{i}"] for i in range(10)]
+            # About 5 + 1 + 5; replaying the five missed firings would make about 15.
+            assert max(counts) <= 13, counts
+            assert min(counts) >= 6, counts
+
+    run(scenario())
+
+
+def test_the_sink_sees_one_result_at_a_time_per_target_and_may_fail(run: Any, serve: Any) -> None:
+    async def scenario() -> None:
+        active: Counter[int] = Counter()
+        most: Counter[int] = Counter()
+        calls: Counter[int] = Counter()
+
+        async def slow_failing_sink(target: Target, result: ProbeResult) -> None:
+            calls[target.id] += 1
+            active[target.id] += 1
+            most[target.id] = max(most[target.id], active[target.id])
+            try:
+                await asyncio.sleep(0.5)  # longer than the interval
+                raise RuntimeError("the sink is broken")
+            finally:
+                active[target.id] -= 1
+
+        before = skipped()
+        async with serve() as server, Prober() as prober:
+            async with Scheduler(prober.probe, slow_failing_sink) as scheduler:
+                scheduler.upsert(target(1, server.url("/t/1")))
+                await until(lambda: calls[1] >= 3)
+            assert most[1] == 1
+            assert skipped() > before
+            with pytest.raises(RuntimeError, match="async with"):
+                scheduler.upsert(target(2, server.url("/t/2")))  # closed: nothing fires
+            assert server.hits["/t/1"] <= calls[1] + 1
+
+    run(scenario())
+
+
+def test_a_probe_that_raises_is_logged_and_the_schedule_goes_on(run: Any) -> None:
+    async def scenario() -> None:
+        calls = Counter[int]()
+        results = Results()
+
+        async def broken(target: Target) -> ProbeResult:
+            calls[target.id] += 1
+            raise RuntimeError("a bug in a probe")
+
+        async with Scheduler(broken, results) as scheduler:
+            scheduler.upsert(target(1, "http://never.invalid/"))
+            await until(lambda: calls[1] >= 3)
+        assert results.by_target[1] == 0
+
+    run(scenario())
