@@ -50,7 +50,7 @@ DEV_ONLY = {
     DEV_TOOLS,
 }
 # The HTTP client of switchyard.fetch (shared's `fetch` extra): only where URLs are fetched.
-FETCHES = {"image-worker", "job-worker"}
+FETCHES = {"image-worker", "job-worker", "health-checker"}
 
 
 def _forbidden(service: str) -> set[str]:
