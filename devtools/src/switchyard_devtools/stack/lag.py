@@ -26,16 +26,13 @@ from dataclasses import dataclass, field
 
 import orjson
 from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
     ConsumerGroupTopicPartitions,
-    KafkaError,
     KafkaException,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
 
-PROBE_GROUP = "switchyard-dev-lag-probe"
+from switchyard.kafka.lag import PROBE_GROUP, fetched_watermarks
 
 
 @dataclass
@@ -145,52 +142,14 @@ def _high_watermarks(
     committed: dict[str, dict[tuple[str, int], int | None]],
     timeout: float,
 ) -> dict[tuple[str, int], int]:
-    if not partitions:
-        return {}
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": PROBE_GROUP,
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            # Only the watermark is wanted: fetch little (a record batch may still exceed it).
-            "max.partition.fetch.bytes": 1024,
-            "log_level": 3,
-        }
-    )
-    try:
-        assignment = []
-        for key in partitions:
-            # Start where the most advanced group is: the least data to fetch.
-            starts = [
-                offsets[key] for offsets in committed.values() if offsets.get(key) is not None
-            ]
-            start = max((s for s in starts if s is not None), default=OFFSET_BEGINNING)
-            assignment.append(TopicPartition(key[0], key[1], start))
-        consumer.assign(assignment)
-        pending = set(partitions)
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None and error.code() != KafkaError._PARTITION_EOF:
-                continue
-            key = (str(message.topic()), int(message.partition() or 0))
-            if key in pending:
-                pending.discard(key)
-                consumer.pause([TopicPartition(*key)])
-        highs: dict[tuple[str, int], int] = {}
-        for key in partitions:
-            if key in pending:
-                continue
-            watermarks = consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
-            if watermarks is not None and watermarks[1] >= 0:
-                highs[key] = int(watermarks[1])
-        return highs
-    finally:
-        consumer.close()
+    starts: dict[tuple[str, int], int] = {}
+    for key in partitions:
+        # Start where the most advanced group is: the least data to fetch.
+        done = [offsets[key] for offsets in committed.values() if offsets.get(key) is not None]
+        starts[key] = max((s for s in done if s is not None), default=-1)
+    config = {"bootstrap.servers": bootstrap, "log_level": 3}
+    marks = fetched_watermarks(config, starts, time.monotonic() + timeout)
+    return {key: high for key, (_, high) in marks.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -142,47 +143,61 @@ class LagReader:
     def _watermarks(
         self, starts: dict[tuple[str, int], int], deadline: float
     ) -> dict[tuple[str, int], tuple[int, int]]:
-        """(low, high) of each partition that answered one fetch before the deadline."""
-        if not starts:
-            return {}
-        probe = Consumer(
-            {
-                **common_config(self._settings, "lag-probe"),
-                "group.id": PROBE_GROUP,  # required by librdkafka; never joined or committed
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "max.partition.fetch.bytes": 1024,
-                "queued.max.messages.kbytes": 1024,
-                "fetch.wait.max.ms": 100,
-            }
+        config = common_config(self._settings, "lag-probe")
+        return fetched_watermarks(config, starts, deadline, self._clock)
+
+
+def fetched_watermarks(
+    config: dict[str, Any],
+    starts: dict[tuple[str, int], int],
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """(low, high) of each partition that answered one fetch before ``deadline``.
+
+    Read from a fetch response (one small fetch from ``starts``, negative: the
+    beginning), not from ListOffsets, which tansu (the dev broker) answers wrongly.
+    ``config`` gives the connection (``bootstrap.servers`` and security)."""
+    if not starts:
+        return {}
+    probe = Consumer(
+        {
+            **config,
+            "group.id": PROBE_GROUP,  # required by librdkafka; never joined or committed
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "max.partition.fetch.bytes": 1024,
+            "queued.max.messages.kbytes": 1024,
+            "fetch.wait.max.ms": 100,
+        }
+    )
+    try:
+        probe.assign(
+            [
+                TopicPartition(topic, partition, start if start >= 0 else OFFSET_BEGINNING)
+                for (topic, partition), start in starts.items()
+            ]
         )
-        try:
-            probe.assign(
-                [
-                    TopicPartition(topic, partition, start if start >= 0 else OFFSET_BEGINNING)
-                    for (topic, partition), start in starts.items()
-                ]
+        pending = set(starts)
+        while pending and clock() < deadline:
+            message = probe.poll(min(0.1, max(0.0, deadline - clock())))
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                continue
+            key = (str(message.topic()), int(message.partition() or 0))
+            if key in pending:
+                pending.discard(key)
+                probe.pause([TopicPartition(*key)])
+        marks = {}
+        for key in set(starts) - pending:
+            # None until a fetch for the partition came back (the stubs omit it).
+            cached: tuple[int, int] | None = probe.get_watermark_offsets(
+                TopicPartition(*key), cached=True
             )
-            pending = set(starts)
-            while pending and self._clock() < deadline:
-                message = probe.poll(min(0.1, max(0.0, deadline - self._clock())))
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None and error.code() != KafkaError._PARTITION_EOF:
-                    continue
-                key = (str(message.topic()), int(message.partition() or 0))
-                if key in pending:
-                    pending.discard(key)
-                    probe.pause([TopicPartition(*key)])
-            marks = {}
-            for key in set(starts) - pending:
-                # None until a fetch for the partition came back (the stubs omit it).
-                cached: tuple[int, int] | None = probe.get_watermark_offsets(
-                    TopicPartition(*key), cached=True
-                )
-                if cached is not None and cached[1] >= 0:
-                    marks[key] = (max(cached[0], 0), cached[1])
-            return marks
-        finally:
-            probe.close()
+            if cached is not None and cached[1] >= 0:
+                marks[key] = (max(cached[0], 0), cached[1])
+        return marks
+    finally:
+        probe.close()
