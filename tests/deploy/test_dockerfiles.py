@@ -47,8 +47,9 @@ DEV_ONLY = {
     "tqdm",
     DEV_TOOLS,
 }
-# The HTTP client of switchyard.fetch (shared's `fetch` extra): only where URLs are fetched.
-FETCHES = {"image-worker", "job-worker"}
+# The HTTP client of switchyard.fetch (shared's `fetch` extra): only where URLs are fetched
+# (images, job handlers, the health-checker's probes).
+FETCHES = {"image-worker", "job-worker", "health-checker"}
 
 
 def _forbidden(service: str) -> set[str]:
