@@ -45,6 +45,8 @@ DEV_ONLY = {
     "kubernetes-validate",
     "pytest-benchmark",
     "tqdm",
+    "matplotlib",
+    "py-spy",
     DEV_TOOLS,
 }
 # The HTTP client of switchyard.fetch (shared's `fetch` extra): only where URLs are fetched

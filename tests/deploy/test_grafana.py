@@ -275,6 +275,69 @@ def test_image_worker_row(dashboard: dict[str, Any], metrics_declared: dict[str,
         assert not re.fullmatch(pattern, group), group
 
 
+# The job-worker's metrics (issue 9) the Jobs row must graph, with the labels it filters
+# or groups by; dead-letter depth and consumer lag come from their own metrics.
+JOB_METRICS = {
+    "jobs_processed_total",
+    "jobs_in_progress",
+    "job_latency_seconds",
+    "worker_retries_total",
+    "worker_failures_total",
+    "jobs_dead_letter_depth",
+    "kafka_consumer_lag",
+}
+
+
+def _quantiles(exprs: list[str], histogram: str, matcher: str) -> set[str]:
+    return {
+        q
+        for e in exprs
+        if f"{histogram}_bucket" in e and matcher in e
+        for q in re.findall(r"histogram_quantile\(([\d.]+)", e)
+    }
+
+
+def test_jobs_row(dashboard: dict[str, Any], metrics_declared: dict[str, Any]) -> None:
+    """Jobs processed by type and status, in progress, queue wait and run time
+    p50/p95/p99, retries and failures of sink "jobs", dead-letter depth, and the lag of
+    the job-worker's groups (on `jobs` and on the retry tiers)."""
+    panels = _row_panels(dashboard, "Jobs")
+    assert panels, "no Jobs row"
+    assert set(metrics_declared) >= JOB_METRICS, "metrics.py lost a job metric"
+    series = {s: name for name, decl in metrics_declared.items() for s in decl.series()}
+    every = [target["expr"] for panel in panels for target in panel["targets"]]
+    used = {series[m] for e in every for m in promql_metrics_and_labels(e)[0]}
+    assert used >= JOB_METRICS, f"no Jobs panel for {sorted(JOB_METRICS - used)}"
+
+    assert any(
+        "jobs_processed_total" in e and re.search(r"by \((type, status|status, type)\)", e)
+        for e in every
+    )
+    assert metrics_declared["jobs_processed_total"].labels == ("type", "status")
+    assert "phase" in metrics_declared["job_latency_seconds"].labels
+    for phase in ("queue_wait", "run"):
+        matcher = f'phase="{phase}"'
+        assert _quantiles(every, "job_latency_seconds", matcher) == {"0.5", "0.95", "0.99"}
+    for counter in ("worker_retries_total", "worker_failures_total"):
+        assert any(f'{counter}{{sink="jobs"}}' in e for e in every), counter
+
+    (lag,) = [e for e in every if "kafka_consumer_lag" in e]
+    (pattern,) = re.findall(r'group=~"([^"]*)"', lag)
+    for tier in ("5s", "1m", "10m"):
+        for group in (f"job-worker-retry-{tier}", f"test-12-job-worker-retry-{tier}"):
+            assert re.fullmatch(pattern, group), group
+    for group in ("job-worker", "dev.job-worker"):
+        assert re.fullmatch(pattern, group), group
+    for group in (
+        "image-worker",
+        "batcher-logs",
+        "job-worker-x",
+        "xjob-worker",
+        "job-worker-retry",
+    ):
+        assert not re.fullmatch(pattern, group), group
+
+
 def test_health_checker_row(dashboard: dict[str, Any], metrics_declared: dict[str, Any]) -> None:
     """Probes/s by result, failures by reason, probe latency and lag p50/p99, probes in
     flight, targets (and shards) per replica, and the rate of target.down."""

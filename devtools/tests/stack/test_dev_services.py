@@ -80,3 +80,16 @@ def test_banner_without_the_image_worker_says_nothing_of_media() -> None:
         time.monotonic(),
     ).show()
     assert "media " not in out.getvalue()
+
+
+def test_job_worker_declares_its_groups_on_jobs_and_every_retry_tier() -> None:
+    """Drained before the in-memory broker stops: `jobs` by group job-worker, each retry
+    tier by its own group, prefixed like every other group and topic."""
+    specs = {s.name: s for s in build_specs(NAMES, {}, topic_prefix="t1.")}
+    assert specs["job-worker"].consumes == (
+        ("t1.job-worker", "t1.jobs"),
+        ("t1.job-worker-retry-5s", "t1.jobs.retry-5s"),
+        ("t1.job-worker-retry-1m", "t1.jobs.retry-1m"),
+        ("t1.job-worker-retry-10m", "t1.jobs.retry-10m"),
+    )
+    assert specs["job-worker"].stop_rank > specs["api"].stop_rank

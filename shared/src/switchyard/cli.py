@@ -143,11 +143,8 @@ def targets_apply(file: Path, dry_run: bool) -> None:
     before = {row.name: row.spec() for row in _all_targets(engine)}
     try:
         plan = store.apply(engine, wanted, dry_run=dry_run)
-    except sa.exc.IntegrityError:
-        # A target created through the API meanwhile took a name the file creates.
-        raise click.ClickException(
-            "targets changed during the apply; nothing applied, run it again"
-        ) from None
+    except store.TargetExists as exc:  # the API created one of the file's names meanwhile
+        raise click.ClickException(f"{exc}, run it again") from None
     by_name = {target.name: target for target in wanted}
     for name in plan.create:
         click.echo(f"+ create {name}  {by_name[name].url}")

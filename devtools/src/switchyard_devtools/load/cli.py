@@ -1,5 +1,6 @@
 """``switchyard load logs|health``: push events through the API, then wait until every
-accepted one is readable in PostgreSQL, and print what it took.
+accepted one is readable in PostgreSQL, and print what it took (``switchyard load jobs``:
+:mod:`switchyard_devtools.load.jobs`).
 
 Guarantee: with ``--wait`` it reports success only once every event the API accepted
 (202) is readable in PostgreSQL. A dev convenience the runtime library does not have:
@@ -8,7 +9,6 @@ without ``SWITCHYARD_CONFIG`` it uses a running dev stack's ``var/dev/switchyard
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,11 +17,10 @@ import click
 import orjson
 import sqlalchemy as sa
 
-from switchyard.cli_settings import cli_settings
-from switchyard.config import CONFIG_FILE_ENV, Settings
 from switchyard.db.engine import create_engine
 from switchyard_devtools.load.generator import LoadResult, Request, run_load
-from switchyard_devtools.stack.stack import DEV_CONFIG_FILE
+from switchyard_devtools.load.jobs import jobs
+from switchyard_devtools.load.settings import dev_settings
 
 TABLES = {"logs": "logs", "health": "health_pings"}
 
@@ -81,18 +80,6 @@ def wait_until_stored(
             continue
         time.sleep(0.1)
     return None
-
-
-def dev_settings(command: str) -> Settings:
-    """Settings from ``$SWITCHYARD_CONFIG``, else from the file a running `make dev` wrote."""
-    if not os.environ.get(CONFIG_FILE_ENV) and DEV_CONFIG_FILE.is_file():
-        click.echo(
-            f"using the dev stack's {DEV_CONFIG_FILE} (set {CONFIG_FILE_ENV} to "
-            "choose another file)",
-            err=True,
-        )
-        os.environ[CONFIG_FILE_ENV] = str(DEV_CONFIG_FILE)
-    return cli_settings(command)
 
 
 def _report(result: LoadResult) -> None:
@@ -191,3 +178,4 @@ def _command(kind: str) -> click.Command:
 
 load.add_command(_command("logs"))
 load.add_command(_command("health"))
+load.add_command(jobs)

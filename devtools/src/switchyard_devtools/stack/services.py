@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from switchyard.kafka.topics import JOB_RETRY_TIERS
 from switchyard_devtools.stack.processes import free_port, port_is_free
 
 API = "api"
@@ -15,6 +16,16 @@ RELAY = "outbox-relay"
 API_GRPC = "api-grpc"
 GRPC_PORT = 50051
 IMAGE_WORKER = "image-worker"
+JOB_WORKER = "job-worker"
+# The job-worker's groups (services/job-worker/DESIGN.md): `jobs`, and a runner and group
+# per retry tier (`jobs.retry-5s` by `job-worker-retry-5s`, ...). A tier holds its
+# records until their due time, so a stop may wait for them up to the drain timeout;
+# what is still held then is reported as lost with the broker (the jobs stay `retrying`
+# in PostgreSQL, and the leader announces them again later).
+JOB_WORKER_CONSUMES = (
+    ("job-worker", "jobs"),
+    *((f"job-worker-{name.rsplit('.', 1)[-1]}", name) for name, _ in JOB_RETRY_TIERS),
+)
 # Where compressed product images go, under the dev stack's var dir (kept between runs):
 # the image-worker writes there, the API reads the same files.
 MEDIA_DIR = "media"
@@ -73,7 +84,7 @@ CATALOGUE = (
     _Entry(
         IMAGE_WORKER, "switchyard-image-worker", (), 9103, 0, 2, (("image-worker", "products"),)
     ),
-    _Entry("job-worker", "switchyard-job-worker", (), 9104, 0, 2),
+    _Entry(JOB_WORKER, "switchyard-job-worker", (), 9104, 0, 2, JOB_WORKER_CONSUMES),
     # A producer that never idles (target.checked on `health`, target.down/up through the
     # outbox): stopped first with the API, so the relay still publishes its last changes
     # and the drain before the workers stop is not chasing a stream that keeps coming.

@@ -17,9 +17,9 @@ from flask import Blueprint, current_app
 from switchyard.targets import spec, store
 from switchyard.targets.records import Check, TargetRow
 from switchyard_api.http.contract import Out, Reply, endpoint
+from switchyard_api.http.database import UNAVAILABLE, answer_503_when_postgres_is_down
 from switchyard_api.http.pagination import cut_page
 from switchyard_api.http.problems import Problem, invalid_fields
-from switchyard_api.jobs.context import UNAVAILABLE, answer_503_when_postgres_is_down
 from switchyard_api.services import ApiServices
 from switchyard_api.targets.schemas import (
     HistoryQuery,
@@ -183,11 +183,6 @@ def patch_target(target_id: int, body: TargetPatch) -> Target:
         row = store.update_target(engine, target_id, changes)
     except store.TargetExists:
         raise _taken(changes["name"]) from None
-    except sa.exc.IntegrityError as exc:
-        # Two renames to one name at once: the unique index refuses the second.
-        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) == "uq_targets_name":
-            raise _taken(changes["name"]) from None
-        raise
     if row is None:
         raise _not_found(target_id)
     return _one(engine, row)
