@@ -49,7 +49,8 @@ DEV_ONLY = {
     "py-spy",
     DEV_TOOLS,
 }
-# The HTTP client of switchyard.fetch (shared's `fetch` extra): only where URLs are fetched.
+# The HTTP client of switchyard.fetch (shared's `fetch` extra): only where URLs are fetched
+# (images, job handlers, the health-checker's probes).
 FETCHES = {"image-worker", "job-worker", "health-checker"}
 
 

@@ -51,6 +51,21 @@ IMAGE_METRICS = {
 }
 # Shared metrics the image-worker row graphs, filtered to the image-worker's group/topic.
 IMAGE_ROW_SHARED = {"kafka_consumer_lag", "dead_letters_total"}
+# The health-checker's metrics (issue 10: probes by result and reason, probe latency,
+# targets per replica, probe lag, in-flight probes; shards and status changes besides);
+# the "Health checker" row must graph each.
+HEALTH_METRICS = {
+    "health_probes_total",
+    "health_probe_latency_seconds",
+    "health_probe_lag_seconds",
+    "health_probes_in_flight",
+    "health_targets_scheduled",
+    "health_shards_owned",
+    "health_status_changes_total",
+    "health_probes_skipped_total",
+    "health_probe_results_dropped_total",
+    "health_checks_unpublished_total",
+}
 PROMQL_WORDS = {
     "by",
     "without",
@@ -202,7 +217,7 @@ def test_dashboard_covers_the_platform_metrics(
     for panel in _panels(dashboard):
         for target in panel.get("targets", []):
             used |= {series[m] for m in promql_metrics_and_labels(target["expr"])[0]}
-    required = REQUIRED_METRICS | set(IMAGE_METRICS)
+    required = REQUIRED_METRICS | set(IMAGE_METRICS) | HEALTH_METRICS
     assert used >= required, f"no panel for {sorted(required - used)}"
     if "kafka_consumer_lag" in metrics_declared:
         assert "kafka_consumer_lag" in used, "consumer lag is declared: give it a panel"
@@ -321,3 +336,32 @@ def test_jobs_row(dashboard: dict[str, Any], metrics_declared: dict[str, Any]) -
         "job-worker-retry",
     ):
         assert not re.fullmatch(pattern, group), group
+
+
+def test_health_checker_row(dashboard: dict[str, Any], metrics_declared: dict[str, Any]) -> None:
+    """Probes/s by result, failures by reason, probe latency and lag p50/p99, probes in
+    flight, targets (and shards) per replica, and the rate of target.down."""
+    panels = _row_panels(dashboard, "Health checker")
+    assert panels, "no Health checker row"
+    assert set(metrics_declared) >= HEALTH_METRICS, "metrics.py lost a health-checker metric"
+    series = {s: name for name, decl in metrics_declared.items() for s in decl.series()}
+    every = [target["expr"] for panel in panels for target in panel["targets"]]
+    used = {series[m] for expr in every for m in promql_metrics_and_labels(expr)[0]}
+    assert used >= HEALTH_METRICS
+
+    assert any("health_probes_total" in e and "by (result)" in e for e in every)
+    assert any("health_probes_total" in e and "by (reason)" in e for e in every)
+    assert any("health_status_changes_total" in e and "by (status)" in e for e in every), (
+        "target.down / target.up apart"
+    )
+    for histogram in ("health_probe_latency_seconds", "health_probe_lag_seconds"):
+        quantiles = {
+            match
+            for e in every
+            if f"{histogram}_bucket" in e
+            for match in re.findall(r"histogram_quantile\(([\d.]+)", e)
+        }
+        assert quantiles == {"0.5", "0.99"}, histogram
+    for gauge in ("health_probes_in_flight", "health_targets_scheduled", "health_shards_owned"):
+        (expr,) = [e for e in every if gauge in e]
+        assert "by (instance)" in expr, f"{gauge}: per replica"

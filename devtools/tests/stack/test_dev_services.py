@@ -32,6 +32,18 @@ def test_image_worker_gets_the_environment_and_declares_its_group() -> None:
     assert prefixed["image-worker"].consumes == (("t1.image-worker", "t1.products"),)
 
 
+def test_health_checker_stops_before_the_relay_and_the_drain() -> None:
+    """It publishes without pause: stopped with the API, before the relay (which then
+    publishes its last target.down / target.up) and before the broker is drained."""
+    by_name = {spec.name: spec for spec in build_specs(NAMES, {}, topic_prefix="")}
+    checker = by_name["health-checker"]
+    assert checker.argv[0].endswith("switchyard-health-checker")
+    assert checker.stop_rank < by_name["outbox-relay"].stop_rank
+    assert checker.stop_rank < by_name["batcher"].stop_rank, "the batcher stores its last checks"
+    assert checker.consumes == ()
+    assert checker.env["ADMIN_PORT"] == str(checker.port)
+
+
 def _banner(env: dict[str, str]) -> str:
     out = io.StringIO()
     specs = build_specs(["image-worker", "batcher"], env)

@@ -1,4 +1,6 @@
-"""Real servers on loopback for the probe and scheduler tests, in the test's own loop."""
+"""Real servers on loopback for the probe and scheduler tests, in the test's own loop;
+for the integration tests, an isolated database and topics, the outbox relay, checker
+processes, local sites and topic tails (:mod:`.cluster`)."""
 
 from __future__ import annotations
 
@@ -6,14 +8,25 @@ import asyncio
 import socket
 import ssl
 import struct
+import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiohttp import web
+
+from switchyard.config import Settings
+from switchyard.db.engine import create_engine
+from switchyard.db.migrate import upgrade
+from switchyard.kafka.topics import ensure_topics
+from switchyard_devtools.bench.stack import script, service
+
+from .cluster import Checker, Site, Tail
 
 
 @dataclass
@@ -167,3 +180,66 @@ def raw_server_fixture() -> Callable[..., Any]:
 @pytest.fixture(name="refused_port")
 def refused_port_fixture() -> Callable[..., int]:
     return refused_port
+
+
+# -- integration: an isolated database and topics, the relay, checkers, sites, tails ----
+@pytest.fixture
+def isolated(settings: Settings) -> Settings:
+    """A database (targets, shard leases) and topic prefix of this test's own: another
+    test's checkers never take this test's shards."""
+    run = uuid.uuid4().hex[:8]
+    base = settings.database_url.rsplit("/", 1)[0]
+    kafka = settings.kafka.model_copy(update={"topic_prefix": f"hc-{run}."})
+    own = settings.model_copy(update={"database_url": f"{base}/checker_{run}", "kafka": kafka})
+    upgrade(own)
+    ensure_topics(own)
+    return own
+
+
+@pytest.fixture
+def own_engine(isolated: Settings) -> Iterator[sa.Engine]:
+    engine = create_engine(isolated)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def relay(isolated: Settings, tmp_path: Path) -> Iterator[None]:
+    """The outbox relay (``switchyard-api relay``): it publishes target.down / target.up."""
+    with service([script("switchyard-api"), "relay"], isolated, log=tmp_path / "relay.log"):
+        yield
+
+
+@pytest.fixture
+def checkers(isolated: Settings, tmp_path: Path) -> Iterator[Callable[..., Checker]]:
+    started: list[Checker] = []
+
+    def make(name: str = "a", **env: str) -> Checker:
+        checker = Checker(isolated, tmp_path, name, **env)
+        started.append(checker)
+        return checker
+
+    yield make
+    for checker in started:
+        checker.stop_if_running()
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    running = Site().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def tails(isolated: Settings) -> Iterator[Callable[[str], Tail]]:
+    opened: list[Tail] = []
+
+    def make(topic: str) -> Tail:
+        tail = Tail(isolated, topic)
+        opened.append(tail)
+        return tail
+
+    yield make
+    for tail in opened:
+        tail.close()

@@ -137,6 +137,21 @@ def test_keep_alive_reuses_one_connection_and_can_be_turned_off(run: Any, serve:
     run(scenario())
 
 
+def test_each_host_gets_a_new_connection_now_and_then(run: Any, serve: Any) -> None:
+    async def scenario() -> None:
+        settings = ProbeSettings(fresh_connection_seconds=0.3)
+        async with serve() as server, Prober(settings) as prober:
+            for _ in range(3):
+                await prober.probe(target(server.url("/ok")))
+            assert len(server.peers) == 1
+            await asyncio.sleep(0.4)
+            for _ in range(3):  # the first asks to close; the next two share a new one
+                await prober.probe(target(server.url("/ok")))
+            assert len(server.peers) == 2
+
+    run(scenario())
+
+
 def test_the_ssrf_guard_applies_only_when_configured(run: Any, serve: Any, raw_server: Any) -> None:
     async def scenario() -> None:
         guarded = ProbeSettings(guard=AddressGuard())

@@ -1,4 +1,4 @@
-"""The ``switchyard`` operator command: migrate, inspect topics, list users.
+"""The ``switchyard`` operator command: migrate, inspect topics, list users, apply targets.
 
 It works in every service image: it needs nothing beyond this library. Dev-only commands
 (``switchyard dev``, ``bench``, ``load``) come from the ``switchyard-devtools`` workspace
@@ -8,7 +8,10 @@ installed (the workspace's own environment, never an image).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -16,6 +19,9 @@ import sqlalchemy as sa
 
 from switchyard.cli_settings import cli_settings
 from switchyard.logging import configure_logging
+
+if TYPE_CHECKING:
+    from switchyard.targets.records import TargetRow
 
 
 @click.group()
@@ -113,6 +119,87 @@ def topics_tail(topic: str, follow: bool, from_beginning: bool) -> None:
             click.echo(orjson.dumps(line).decode())
     except KeyboardInterrupt:
         sys.exit(0)
+
+
+@main.group()
+def targets() -> None:
+    """Health-checker targets; monitors as code with `apply`."""
+
+
+@targets.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="print the plan, change nothing")
+def targets_apply(file: Path, dry_run: bool) -> None:
+    """Make the targets exactly those of FILE (YAML: `targets:` list, matched by name):
+    create, update, and DELETE every target the file does not name."""
+    from switchyard.db.engine import create_engine
+    from switchyard.targets import spec, store
+
+    try:
+        wanted = spec.load_file(file)
+    except spec.InvalidFile as exc:
+        raise click.ClickException(str(exc)) from None
+    engine = create_engine(cli_settings(), pool_size=1)
+    before = {row.name: row.spec() for row in _all_targets(engine)}
+    try:
+        plan = store.apply(engine, wanted, dry_run=dry_run)
+    except store.TargetExists as exc:  # the API created one of the file's names meanwhile
+        raise click.ClickException(f"{exc}, run it again") from None
+    by_name = {target.name: target for target in wanted}
+    for name in plan.create:
+        click.echo(f"+ create {name}  {by_name[name].url}")
+    for name in plan.update:
+        old, new = before.get(name), by_name[name]
+        changed = [
+            f"{field}: {getattr(old, field)!r} -> {getattr(new, field)!r}"
+            for field in (
+                "url",
+                "interval_seconds",
+                "timeout_seconds",
+                "expected_status",
+                "failures_to_down",
+                "successes_to_up",
+            )
+            if old is not None and getattr(old, field) != getattr(new, field)
+        ]
+        click.echo(f"~ update {name}  {', '.join(changed)}")
+    for name in plan.delete:
+        click.echo(f"- delete {name}")
+    summary = (
+        f"{len(plan.create)} to create, {len(plan.update)} to update, "
+        f"{len(plan.delete)} to delete, {plan.unchanged} unchanged"
+    )
+    click.echo(f"{summary} (dry run: nothing changed)" if dry_run else f"applied: {summary}")
+
+
+def _all_targets(engine: sa.Engine) -> list[TargetRow]:
+    from switchyard.targets import store
+
+    rows: list[TargetRow] = []
+    while page := store.list_targets(engine, after_id=rows[-1].id if rows else None, limit=1000):
+        rows.extend(page)
+    return rows
+
+
+@targets.command("list")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+def targets_list(as_json: bool) -> None:
+    """Every target with its current status and last check, by id."""
+    from switchyard.db.engine import create_engine
+
+    rows = _all_targets(create_engine(cli_settings(), pool_size=1))
+    if as_json:
+        for row in rows:
+            click.echo(orjson.dumps(dataclasses.asdict(row)).decode())
+        return
+    click.echo(f"{'id':>6}  {'name':<30} {'status':<8} {'every':>6}  {'last check':<20} url")
+    for row in rows:
+        checked = row.last_checked_at.strftime("%Y-%m-%d %H:%M:%S") if row.last_checked_at else "-"
+        click.echo(
+            f"{row.id:>6}  {row.name[:30]:<30} {row.status:<8} {row.interval_seconds:>5}s  "
+            f"{checked:<20} {row.url}"
+        )
+    click.echo(f"({len(rows)} targets)", err=True)
 
 
 PLUGIN_GROUP = "switchyard.commands"

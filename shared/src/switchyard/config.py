@@ -16,7 +16,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -259,6 +266,16 @@ class HealthCheckerSettings(BaseModel):
     flush_seconds: float = Field(default=1.0, gt=0, le=60)
     # SIGTERM: probes in flight get this long, then the shards go back at once.
     shutdown_grace_seconds: float = Field(default=3.0, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _renewals_fit_in_a_lease(self) -> HealthCheckerSettings:
+        # Targets are dropped once no renewal succeeded for 0.8 of a lease.
+        if self.rebalance_seconds >= self.lease_seconds * 0.8:
+            raise ValueError(
+                f"rebalance_seconds ({self.rebalance_seconds}) must be below 0.8 x "
+                f"lease_seconds ({self.lease_seconds}), or replicas drop their targets"
+            )
+        return self
 
 
 class Settings(BaseSettings):

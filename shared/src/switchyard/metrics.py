@@ -146,6 +146,23 @@ health_probe_results_dropped_total = Counter(
     "health_probe_results_dropped_total",
     "Probe results thrown away because their target was removed or changed meanwhile",
 )
+# The service around the engine: shards leased, changes of status recorded (status "down"
+# and the "up" ending an incident are announced as target.down / target.up; a target's
+# first "up" is recorded only), check results that could not be handed to Kafka.
+health_shards_owned = Gauge(
+    "health_shards_owned",
+    "Shards of targets this replica holds a lease on",
+    multiprocess_mode="livesum",
+)
+health_status_changes_total = Counter(
+    "health_status_changes_total",
+    "Changes of a target's status recorded, by new status",
+    ["status"],
+)
+health_checks_unpublished_total = Counter(
+    "health_checks_unpublished_total",
+    "Check results in batches the producer refused (buffer full): gaps in the history",
+)
 
 # Kafka plumbing
 events_published_total = Counter(

@@ -90,8 +90,8 @@ class FakeConsumer:
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
         ready = [m for m in self.pending if m.partition() not in self.paused][:num_messages]
-        if not ready and not self.pending:
-            self.stop.set()
+        if not ready and not self.pending and timeout != 0:  # a wait that finds nothing:
+            self.stop.set()  # the scenario is over
         self.pending = [m for m in self.pending if m not in ready]
         return ready
 

@@ -1,7 +1,8 @@
 """Probes: the health-checker's engine against N local targets, beside the least code.
 
-Guarantee: every figure comes from one run, on the same targets, served by the same
-server process, one client process at a time (so each has the machine to itself):
+Guarantee: every figure comes from one run, on the same targets, one client process at
+a time (so each has the machine to itself), each against a server process of its own
+(so no client meets the sockets another left in TIME_WAIT):
 
 - targets: ``/t/{id}`` on a raw asyncio HTTP server on loopback (not aiohttp's, to keep
   the server's CPU small and out of the client's); 80 % fast (answer at once), 10 % slow
@@ -259,8 +260,20 @@ MODULE = "switchyard_devtools.bench.probes"
 
 
 def measure(counts: list[int], interval: float, intervals: int) -> list[dict[str, Any]]:
-    """Every client against ``count`` targets, for each count; one server for all."""
+    """Every client against ``count`` targets, for each count."""
     _more_files()
+    rows = []
+    clients = os.environ.get("BENCH_PROBES_CLIENTS", ",".join(CLIENTS)).split(",")
+    for count in counts:
+        for kind in clients:
+            rows.append({"targets": count, "client": kind} | _one(kind, count, interval, intervals))
+    return rows
+
+
+def _one(kind: str, count: int, interval: float, intervals: int) -> dict[str, Any]:
+    # A new server (new ports) per client: thousands of short connections to one port
+    # leave as many TIME_WAIT sockets, and a later client's SYN landing on one of them
+    # waits for a retransmission (seconds); real targets are spread over many hosts.
     server = subprocess.Popen(
         [sys.executable, "-m", MODULE, "serve"],
         stdin=subprocess.PIPE,
@@ -269,27 +282,23 @@ def measure(counts: list[int], interval: float, intervals: int) -> list[dict[str
     )
     assert server.stdin is not None
     assert server.stdout is not None
-    rows = []
-    clients = os.environ.get("BENCH_PROBES_CLIENTS", ",".join(CLIENTS)).split(",")
     try:
-        ports = server.stdout.readline()
+        ports = server.stdout.readline().strip()
         json.loads(ports)
-        for count in counts:
-            for kind in clients:
-                args = [str(count), str(interval), str(intervals), ports.strip()]
-                done = subprocess.run(
-                    [sys.executable, "-m", MODULE, "client", kind, *args],
-                    capture_output=True,
-                    text=True,
-                    timeout=interval * (intervals + 2) + 120,
-                )
-                if done.returncode != 0:
-                    raise RuntimeError(f"the {kind} client failed:\n{done.stderr[-3000:]}")
-                rows.append({"targets": count, "client": kind} | json.loads(done.stdout))
+        args = [kind, str(count), str(interval), str(intervals), ports]
+        done = subprocess.run(
+            [sys.executable, "-m", MODULE, "client", *args],
+            capture_output=True,
+            text=True,
+            timeout=interval * (intervals + 2) + 120,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"the {kind} client failed:\n{done.stderr[-3000:]}")
+        figures: dict[str, Any] = json.loads(done.stdout)
     finally:
         server.stdin.close()
         server.wait(timeout=30)
-    return rows
+    return figures
 
 
 def markdown(rows: list[dict[str, Any]], interval: float, intervals: int) -> str:

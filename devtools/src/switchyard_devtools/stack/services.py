@@ -85,7 +85,10 @@ CATALOGUE = (
         IMAGE_WORKER, "switchyard-image-worker", (), 9103, 0, 2, (("image-worker", "products"),)
     ),
     _Entry(JOB_WORKER, "switchyard-job-worker", (), 9104, 0, 2, JOB_WORKER_CONSUMES),
-    _Entry("health-checker", "switchyard-health-checker", (), 9105, 0, 2),
+    # A producer that never idles (target.checked on `health`, target.down/up through the
+    # outbox): stopped first with the API, so the relay still publishes its last changes
+    # and the drain before the workers stop is not chasing a stream that keeps coming.
+    _Entry("health-checker", "switchyard-health-checker", (), 9105, 0, 0),
     _Entry(RELAY, "switchyard-api", ("relay",), 9101, 0, 1),
     # Ready before the API starts (so the API's /readyz still means "all up"); stops with it.
     _Entry(API_GRPC, "switchyard-api", ("grpc",), 9106, 0, 0),

@@ -19,9 +19,10 @@ from switchyard_api.jobs.schedules import schedules
 from switchyard_api.ops import ops
 from switchyard_api.products.routes import products
 from switchyard_api.services import ApiServices
+from switchyard_api.targets.routes import targets
 from switchyard_api.users.routes import users
 
-BLUEPRINTS = (ops, users, products, coupons, ingest, jobs, schedules, jobs_admin)
+BLUEPRINTS = (ops, users, products, coupons, ingest, jobs, schedules, jobs_admin, targets)
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -128,19 +128,28 @@ class ConsumerRunner:
                 if timeout <= 0 or self._stop.is_set():
                     break
                 timeout = min(timeout, 0.5)  # a stop request must not wait for max_wait
-            for message in self.consumer.consume(options.max_batch - len(batch), timeout):
-                error = message.error()
-                if error is None:
-                    batch.append(message)
-                elif error.fatal():
-                    raise RuntimeError(f"fatal Kafka error: {error.str()}")
-                elif error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer error", error=error.str())
+            # The first record alone: librdkafka's consume(n, t) waits for n records or t,
+            # so asking for a whole batch would hold a lone record for the full timeout.
+            wanted = 1 if first_at is None else options.max_batch - len(batch)
+            self._take(self.consumer.consume(wanted, timeout), batch)
             if batch and first_at is None:
                 first_at = time.monotonic()
+                if len(batch) < options.max_batch:  # what came with it, whatever max_wait
+                    self._take(self.consumer.consume(options.max_batch - len(batch), 0), batch)
             if self._stop.is_set() and first_at is None:
                 break
         return batch
+
+    @staticmethod
+    def _take(messages: Sequence[KafkaMessage], batch: list[KafkaMessage]) -> None:
+        for message in messages:
+            error = message.error()
+            if error is None:
+                batch.append(message)
+            elif error.fatal():
+                raise RuntimeError(f"fatal Kafka error: {error.str()}")
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error", error=error.str())
 
     def _process(self, messages: list[KafkaMessage]) -> None:
         events: list[ConsumedEvent] = []

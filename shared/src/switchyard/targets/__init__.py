@@ -6,5 +6,5 @@
 * :mod:`.state` — the checker's side: load its targets, save progress, record a change
   of status exactly once (fenced by the shard's lease token, with its outbox event).
 
-The design is in ``services/health-checker/DESIGN.md``.
+The design is in ``services/health-checker/README.md``.
 """

@@ -91,6 +91,12 @@ def list_targets(
         return [as_target(row) for row in connection.execute(query)]
 
 
+def _name_taken(exc: sa.exc.IntegrityError) -> bool:
+    """The unique name index refused a row (a racing create or rename took it first)."""
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None) == "uq_targets_name"
+
+
 def update_target(
     engine: sa.Engine, target_id: int, changes: Mapping[str, Any]
 ) -> TargetRow | None:
@@ -99,6 +105,15 @@ def update_target(
     unknown = set(changes) - set(_SPEC_FIELDS)
     if unknown:
         raise ValueError(f"not a target field: {', '.join(sorted(unknown))}")
+    try:
+        return _update(engine, target_id, changes)
+    except sa.exc.IntegrityError as exc:
+        if _name_taken(exc):
+            raise TargetExists(f"a target named {changes['name']!r} exists") from None
+        raise
+
+
+def _update(engine: sa.Engine, target_id: int, changes: Mapping[str, Any]) -> TargetRow | None:
     with engine.begin() as connection:
         if "name" in changes:
             taken = connection.execute(
@@ -170,7 +185,18 @@ class Plan:
 
 def apply(engine: sa.Engine, wanted: Sequence[TargetSpec], *, dry_run: bool) -> Plan:
     """Create, update and delete targets so that they are exactly ``wanted`` (matched by
-    name), in one transaction; ``dry_run`` only computes the plan."""
+    name), in one transaction; ``dry_run`` only computes the plan. A target the API
+    created meanwhile with a name the file creates: :class:`TargetExists`, nothing
+    applied."""
+    try:
+        return _apply(engine, wanted, dry_run=dry_run)
+    except sa.exc.IntegrityError as exc:
+        if _name_taken(exc):
+            raise TargetExists("targets changed during the apply; nothing applied") from None
+        raise
+
+
+def _apply(engine: sa.Engine, wanted: Sequence[TargetSpec], *, dry_run: bool) -> Plan:
     names = [spec.name for spec in wanted]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:

@@ -1,8 +1,8 @@
-"""What the jobs endpoints share: the engine, the topics, the lag reader, the 503.
+"""What the jobs endpoints share: the engine, the topics, the lag reader.
 
-Guarantee: PostgreSQL not answering is a 503 problem with ``Retry-After`` from every
-jobs endpoint, never a 500; a 503 after a write may hide a commit, which is why a client
-retries ``POST /jobs`` with its ``idempotency_key``.
+PostgreSQL down is every jobs endpoint's own 503 (:mod:`switchyard_api.http.database`); a
+503 after a write may hide a commit, which is why a client retries ``POST /jobs`` with
+its ``idempotency_key``.
 """
 
 from __future__ import annotations
@@ -10,18 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app
+from flask import current_app
 
 from switchyard.config import Settings
 from switchyard.jobs.records import JobTopics
 from switchyard.kafka.lag import LagReader
 from switchyard.kafka.topics import job_topics
-from switchyard.logging import get_logger
-from switchyard_api.http.problems import Problem
+from switchyard_api.http.database import UNAVAILABLE, answer_503_when_postgres_is_down
 from switchyard_api.services import ApiServices
 
-log = get_logger(__name__)
-UNAVAILABLE = "PostgreSQL did not answer; retry (see Retry-After)"
 TAGS = ("jobs",)
 
 
@@ -53,15 +50,4 @@ def jobs_context() -> JobsContext:
     return services.part("jobs", _build)
 
 
-def answer_503_when_postgres_is_down(blueprint: Blueprint) -> None:
-    @blueprint.errorhandler(sa.exc.OperationalError)
-    @blueprint.errorhandler(sa.exc.InterfaceError)
-    @blueprint.errorhandler(sa.exc.TimeoutError)
-    def _unavailable(error: Exception) -> Response:
-        log.error("jobs request failed in PostgreSQL", error=str(error)[:300])
-        return Problem(
-            503,
-            "PostgreSQL did not answer; retry the request.",
-            slug="database-unavailable",
-            headers={"Retry-After": "1"},
-        ).to_response()
+__all__ = ["UNAVAILABLE", "JobsContext", "answer_503_when_postgres_is_down", "jobs_context"]

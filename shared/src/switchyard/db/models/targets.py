@@ -1,6 +1,6 @@
 """Health-checker targets (seed 001): what to probe, its current status, its checks, and
 which replica probes which shard of them. The design is in
-``services/health-checker/DESIGN.md``; all SQL about them is in :mod:`switchyard.targets`.
+``services/health-checker/README.md``; all SQL about them is in :mod:`switchyard.targets`.
 """
 
 from __future__ import annotations
