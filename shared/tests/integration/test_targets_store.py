@@ -45,6 +45,7 @@ def _events(engine: sa.Engine, target_id: int) -> list[Any]:
 
 def test_writes_notify_and_names_are_unique(engine: sa.Engine) -> None:
     listener = engine.raw_connection()
+    listener.detach()  # LISTENing: it must never go back to the pool
     dbapi: Any = listener.dbapi_connection
     dbapi.set_session(autocommit=True)
     dbapi.cursor().execute(f"LISTEN {NOTIFY_CHANNEL}")

@@ -47,7 +47,7 @@ def test_the_overview_counts_every_type_and_status(
     assert after["dead_letter_depth"] == before["dead_letter_depth"] + 1  # type: ignore[operator]
     assert after["dead_letter_topic"] == topics.dead
     assert isinstance(after["oldest_queued_age_seconds"], float)
-    assert after["parked"] == 0
+    assert after["parked"] == before["parked"]  # other tests may leave parked jobs
 
     prefix = settings.kafka.topic_prefix
     lag = after["consumer_lag"]
