@@ -8,7 +8,6 @@ import asyncio
 import socket
 import ssl
 import struct
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -22,9 +21,8 @@ from aiohttp import web
 
 from switchyard.config import Settings
 from switchyard.db.engine import create_engine
-from switchyard.db.migrate import upgrade
-from switchyard.kafka.topics import ensure_topics
 from switchyard_devtools.bench.stack import script, service
+from switchyard_devtools.testing.infra import isolated_settings
 
 from .cluster import Checker, Site, Tail
 
@@ -187,13 +185,7 @@ def refused_port_fixture() -> Callable[..., int]:
 def isolated(settings: Settings) -> Settings:
     """A database (targets, shard leases) and topic prefix of this test's own: another
     test's checkers never take this test's shards."""
-    run = uuid.uuid4().hex[:8]
-    base = settings.database_url.rsplit("/", 1)[0]
-    kafka = settings.kafka.model_copy(update={"topic_prefix": f"hc-{run}."})
-    own = settings.model_copy(update={"database_url": f"{base}/checker_{run}", "kafka": kafka})
-    upgrade(own)
-    ensure_topics(own)
-    return own
+    return isolated_settings(settings, "checker")
 
 
 @pytest.fixture

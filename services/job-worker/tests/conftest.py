@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,10 +16,10 @@ import sqlalchemy as sa
 
 from switchyard.config import Settings, load_settings
 from switchyard.db.engine import create_engine
-from switchyard.db.migrate import upgrade
 from switchyard.jobs import store
 from switchyard.jobs.records import AttemptResult, ClaimedJob, Job, NewJob
-from switchyard.kafka.topics import ensure_topics, job_topics
+from switchyard.kafka.topics import job_topics
+from switchyard_devtools.testing.infra import isolated_settings
 from switchyard_devtools.testing.worker import WorkerProcess, partitions_owned
 from switchyard_job_worker.pool import JobPool
 from switchyard_job_worker.registry import Registry, Resources
@@ -99,13 +98,7 @@ def make_pool() -> Iterator[Callable[..., tuple[JobPool, Reports]]]:
 def isolated(settings: Settings) -> Settings:
     """A database and topic prefix of this test's own: another test's jobs, leader or
     workers never see (or reap, or promote) this test's."""
-    run = uuid.uuid4().hex[:8]
-    base = settings.database_url.rsplit("/", 1)[0]
-    kafka = settings.kafka.model_copy(update={"topic_prefix": f"jw-{run}."})
-    own = settings.model_copy(update={"database_url": f"{base}/jobworker_{run}", "kafka": kafka})
-    upgrade(own)
-    ensure_topics(own)
-    return own
+    return isolated_settings(settings, "jobworker")
 
 
 @pytest.fixture

@@ -103,6 +103,18 @@ def session_settings(urls: InfraUrls, **overrides: object) -> Settings:
     return settings
 
 
+def isolated_settings(settings: Settings, name: str) -> Settings:
+    """``settings`` with a migrated database and a topic prefix of one test's own (named
+    ``<name>_<run>`` and ``<name>-<run>.``), so another test's workers never see its rows."""
+    run = uuid.uuid4().hex[:8]
+    base = settings.database_url.rsplit("/", 1)[0]
+    kafka = settings.kafka.model_copy(update={"topic_prefix": f"{name}-{run}."})
+    own = settings.model_copy(update={"database_url": f"{base}/{name}_{run}", "kafka": kafka})
+    upgrade(own)
+    ensure_topics(own)
+    return own
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """Environment variables that make a child process use ``settings``."""
     env = dict(os.environ)
