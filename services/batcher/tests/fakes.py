@@ -35,6 +35,23 @@ def log_event(message: str = "hello") -> bytes:
     ).to_json()
 
 
+def check_event(target_id: int = 1) -> bytes:
+    """A health-checker probe result, as the health-checker publishes it."""
+    return CloudEvent(
+        type="target.checked",
+        source="/tests",
+        id=str(uuid.uuid4()),
+        data={
+            "target_id": target_id,
+            "status": "up",
+            "latency_ms": 1.5,
+            "status_code": 200,
+            "error": None,
+            "checked_at": "2026-01-01T00:00:00Z",
+        },
+    ).to_json()
+
+
 class FakeConsumer:
     """Serves the messages added with :meth:`add`; records commits and pauses."""
 

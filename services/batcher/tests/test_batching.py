@@ -16,10 +16,11 @@ import pytest
 
 from switchyard.config import BatcherSettings, Settings, TopicBatchSettings
 from switchyard.kafka.consumer import ConsumerRunner, RunnerOptions
+from switchyard.kafka.records import ConsumedEvent
 from switchyard.lifecycle import StopSignal
-from switchyard_batcher.writer import BatchWriter, guard
+from switchyard_batcher.writer import LATENCY_SAMPLE, BatchWriter, guard
 
-from .fakes import TOPIC, FakeConsumer, RecordingSink
+from .fakes import TOPIC, FakeConsumer, RecordingSink, check_event
 
 
 @dataclass
@@ -125,3 +126,19 @@ def test_a_failing_sink_is_retried_until_it_recovers(start) -> None:  # type: ig
     assert sink.attempts == 5
     assert running.consumer.pauses >= 4, "partitions stay paused while the sink is down"
     assert running.consumer.commits == [[(0, 5)]], "committed only after the write"
+
+
+def test_a_batch_of_probe_results_is_written_and_observed_without_received_at() -> None:
+    # The end-to-end latency sample reads received_at, which only API events carry; a
+    # batch of target.checked once failed after its write and was split record by record.
+    sink = RecordingSink()
+    with ThreadPoolExecutor(1) as pool:
+        writer = BatchWriter(
+            "health", guard([sink], BatcherSettings()), TopicBatchSettings(), pool, StopSignal()
+        )
+        events = [
+            ConsumedEvent("health", 0, offset, None, check_event(target_id=offset + 1), None, 0)
+            for offset in range(2 * LATENCY_SAMPLE + 3)
+        ]
+        writer(events)
+    assert [record.kind for _, batch in sink.batches for record in batch] == ["check"] * len(events)

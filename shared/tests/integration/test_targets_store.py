@@ -3,6 +3,8 @@ fenced progress, and each change of status announced once."""
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import select
 import threading
 import time
@@ -187,3 +189,46 @@ def test_a_change_of_status_is_announced_once_and_fenced(
         target.id: store.get_target(engine, target.id),
         10**12: None,
     }
+
+
+def test_an_apply_and_the_checkers_progress_writes_do_not_deadlock(
+    engine: sa.Engine, clean: None
+) -> None:
+    # Both write many target rows in one transaction; at 2,000 targets in the dev stack
+    # they deadlocked when each locked the rows in its own order (names / unnest order).
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM targets"))
+    count = 300
+    # Names sort the opposite way to ids, so an apply walking by name meets ids descending.
+    specs = [TargetSpec(f"d-{count - n:04d}", "tcp://127.0.0.1:9") for n in range(count)]
+    made = [store.create_target(engine, spec) for spec in specs]
+    tokens = ShardLeases(engine, "replica-a", 60).rebalance().owned
+    errors: list[BaseException] = []
+
+    def progress() -> None:
+        try:
+            for round_ in range(20):
+                now = datetime.now(UTC) + timedelta(seconds=round_)
+                items = [Progress(t.id, t.shard, 0, round_, now, 1.0, 200, None) for t in made]
+                random.shuffle(items)
+                state.save_progress(engine, items, "replica-a", tokens)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def applies() -> None:
+        try:
+            for round_ in range(20):
+                interval = 10 + round_ % 2
+                wanted = [dataclasses.replace(s, interval_seconds=interval) for s in specs]
+                store.apply(engine, wanted, dry_run=False)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=progress), threading.Thread(target=applies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM targets"))

@@ -126,10 +126,13 @@ class BatchWriter:
         # as writing the record's COPY row. Percentiles stay those of all records.
         start = -self._seen % LATENCY_SAMPLE
         self._seen += len(records)
-        # The events of one request share received_at: parse each value once.
+        # The events of one request share received_at: parse each value once. Probe
+        # results (target_checks) were received by no API: they have none.
         received: dict[str, float] = {}
         for record in records[start::LATENCY_SAMPLE]:
-            text = record.fields["received_at"]
+            text = record.fields.get("received_at")
+            if text is None:
+                continue
             if text not in received:
                 received[text] = datetime.fromisoformat(text).timestamp()
             latency.observe(max(0.0, now - received[text]))

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 __all__ = [
     "CATALOGUE",
+    "ChecksRetentionPayload",
     "EchoPayload",
     "FailPayload",
     "HttpRequestPayload",
@@ -69,12 +70,20 @@ class LogsRetentionPayload(_Payload):
     service: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class ChecksRetentionPayload(_Payload):
+    days: int = Field(
+        ge=1, le=3_650, description="Probe results older than this many days are deleted."
+    )
+    target_id: int | None = Field(default=None, ge=1)
+
+
 CATALOGUE: dict[str, type[BaseModel]] = {
     "echo": EchoPayload,
     "sleep": SleepPayload,
     "fail": FailPayload,
     "http.request": HttpRequestPayload,
     "logs.retention": LogsRetentionPayload,
+    "checks.retention": ChecksRetentionPayload,
 }
 
 

@@ -70,7 +70,12 @@ def save_progress(
     with engine.begin() as connection:
         written = connection.execute(
             sa.text(
-                "UPDATE targets SET consecutive_failures = v.failures,"  # noqa: S608 (constants)
+                # Rows locked in ascending id first, as an apply locks them: without an
+                # order, this and a concurrent multi-row write deadlocked (measured at
+                # 2,000 targets during `targets apply`).
+                "WITH locked AS (SELECT id FROM targets WHERE id = ANY(CAST(:ids AS bigint[]))"  # noqa: S608
+                " ORDER BY id FOR UPDATE)"
+                " UPDATE targets SET consecutive_failures = v.failures,"
                 " consecutive_successes = v.successes, last_checked_at = v.checked_at,"
                 " last_latency_ms = v.latency, last_status_code = v.code, last_error = v.error"
                 " FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS bigint[]),"
@@ -78,7 +83,7 @@ def save_progress(
                 "  CAST(:checked AS timestamptz[]), CAST(:latency AS float8[]),"
                 "  CAST(:codes AS int[]), CAST(:errors AS text[]))"
                 "  AS v(id, token, failures, successes, checked_at, latency, code, error)"
-                " WHERE targets.id = v.id"
+                " WHERE targets.id = v.id AND targets.id IN (SELECT id FROM locked)"
                 " AND (targets.last_checked_at IS NULL"
                 " OR targets.last_checked_at <= v.checked_at)"
                 " AND " + _HOLDS_V

@@ -196,6 +196,18 @@ def apply(engine: sa.Engine, wanted: Sequence[TargetSpec], *, dry_run: bool) -> 
         raise
 
 
+def _lock_in_id_order(connection: sa.Connection, ids: list[int]) -> None:
+    """Row locks in ascending id, as the health-checker's progress writes take them: two
+    transactions locking the same rows in different orders deadlock."""
+    if ids:
+        connection.execute(
+            sa.select(targets.c.id)
+            .where(targets.c.id.in_(ids))
+            .order_by(targets.c.id)
+            .with_for_update()
+        ).all()
+
+
 def _apply(engine: sa.Engine, wanted: Sequence[TargetSpec], *, dry_run: bool) -> Plan:
     names = [spec.name for spec in wanted]
     duplicated = sorted({name for name in names if names.count(name) > 1})
@@ -214,6 +226,7 @@ def _apply(engine: sa.Engine, wanted: Sequence[TargetSpec], *, dry_run: bool) ->
         plan = Plan(create, update, delete, len(by_name) - len(create) - len(update))
         if dry_run:
             return plan
+        _lock_in_id_order(connection, [current[name].id for name in (*delete, *update)])
         for name in delete:
             connection.execute(sa.delete(targets).where(targets.c.id == current[name].id))
             _notify(connection, current[name].id)
