@@ -124,5 +124,19 @@ def report(rows: list[dict[str, Any]]) -> str:
             "",
             *(h.format(first="scenario | ", dashes="--- | ") for h in _HEADER),
             *(_row(r, f"{r['scenario'].name} | ") for r in baselines),
+            "",
+            _speedups(side, baselines),
         ]
     return "\n".join(lines)
+
+
+def _speedups(side: list[dict[str, Any]], baselines: list[dict[str, Any]]) -> str:
+    parts = []
+    for baseline in (r for r in baselines if r["strategy"] == "for_update"):
+        ours = next(
+            r
+            for r in side
+            if r["strategy"] == OURS and r["scenario"] is baseline["scenario"] and r["round"] == 1
+        )
+        parts.append(f"`{baseline['scenario'].name}` {_rate(ours) / _rate(baseline):.1f}x")
+    return f"`fast` (round 1) over the `for_update` baseline, claims/s: {', '.join(parts)}."
