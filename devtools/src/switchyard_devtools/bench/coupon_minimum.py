@@ -27,7 +27,8 @@ from typing import Any
 import orjson
 import psycopg2
 
-from switchyard.config import get_settings
+from switchyard.config import Settings, get_settings
+from switchyard.events import TYPE_HEADER
 from switchyard.kafka.topics import COUPONS, topic_name
 from switchyard.outbox.store import NOTIFY_CHANNEL
 
@@ -42,11 +43,12 @@ _CLAIM_ONE = (
 )
 
 
-def minimum_app() -> Any:
-    """The gunicorn app factory: ``switchyard_devtools.bench.coupon_minimum:minimum_app()``."""
+def minimum_app(settings: Settings | None = None) -> Any:
+    """The gunicorn app factory: ``switchyard_devtools.bench.coupon_minimum:minimum_app()``
+    (settings from the environment, as every service reads them)."""
     from flask import Flask, Response, request
 
-    settings = get_settings()
+    settings = settings or get_settings()
     topic = topic_name(settings, COUPONS)
     local = threading.local()
     app = Flask("coupon_minimum")
@@ -83,7 +85,7 @@ def minimum_app() -> Any:
                     "user": user,
                     "event_id": event_id,
                     "payload": payload,
-                    "headers": orjson.dumps({"ce_type": "coupon.claimed"}).decode(),
+                    "headers": orjson.dumps({TYPE_HEADER: "coupon.claimed"}).decode(),
                     "topic": topic,
                     "channel": NOTIFY_CHANNEL,
                 },
