@@ -937,6 +937,41 @@ def _declared_in(tree: ast.AST) -> dict[str, MetricDecl]:
     return found
 
 
+# --------------------------------------------------------------------------- KEDA
+
+# The ScaledObject fields KEDA 2.x defines (its CRD, keda.sh_scaledobjects.yaml), and
+# the metadata its `kafka` scaler reads (keda.sh/docs/2.x/scalers/apache-kafka/): an
+# unknown key is ignored by KEDA, so a misspelt one would silently do nothing.
+SCALED_OBJECT_SPEC = {
+    "scaleTargetRef",
+    "pollingInterval",
+    "cooldownPeriod",
+    "initialCooldownPeriod",
+    "idleReplicaCount",
+    "minReplicaCount",
+    "maxReplicaCount",
+    "advanced",
+    "fallback",
+    "triggers",
+}
+KAFKA_SCALER_METADATA = {
+    "bootstrapServers",
+    "consumerGroup",
+    "topic",
+    "lagThreshold",
+    "activationLagThreshold",
+    "offsetResetPolicy",
+    "allowIdleConsumers",
+    "scaleToZeroOnInvalidOffset",
+    "excludePersistentLag",
+    "limitToPartitionsWithLag",
+    "partitionLimitation",
+    "version",
+    "sasl",
+    "tls",
+}
+
+
 # --------------------------------------------------------------------------- PromQL
 
 PROMQL_WORDS = {

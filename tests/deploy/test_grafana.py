@@ -105,7 +105,7 @@ def test_datasource_points_at_compose_prometheus(
     assert datasource["type"] == "prometheus" and datasource["uid"]
     url = urlsplit(datasource["url"])
     assert url.hostname == "prometheus" and "prometheus" in compose["services"]
-    assert "9090:9090" in compose["services"]["prometheus"]["ports"]
+    assert "127.0.0.1:9090:9090" in compose["services"]["prometheus"]["ports"]
     assert url.port == 9090
 
 

@@ -35,37 +35,6 @@ HAND_BACK_SECONDS = 15
 # The consumer groups of the job-worker (services/job-worker/DESIGN.md, "Topics").
 GROUP = "job-worker"
 RETRY_GROUPS = ("job-worker-retry-5s", "job-worker-retry-1m", "job-worker-retry-10m")
-# The ScaledObject fields KEDA 2.x defines (its CRD, keda.sh_scaledobjects.yaml), and
-# the metadata its `kafka` scaler reads (keda.sh/docs/2.x/scalers/apache-kafka/): an
-# unknown key is ignored by KEDA, so a misspelt one would silently do nothing.
-SCALED_OBJECT_SPEC = {
-    "scaleTargetRef",
-    "pollingInterval",
-    "cooldownPeriod",
-    "initialCooldownPeriod",
-    "idleReplicaCount",
-    "minReplicaCount",
-    "maxReplicaCount",
-    "advanced",
-    "fallback",
-    "triggers",
-}
-KAFKA_SCALER_METADATA = {
-    "bootstrapServers",
-    "consumerGroup",
-    "topic",
-    "lagThreshold",
-    "activationLagThreshold",
-    "offsetResetPolicy",
-    "allowIdleConsumers",
-    "scaleToZeroOnInvalidOffset",
-    "excludePersistentLag",
-    "limitToPartitionsWithLag",
-    "partitionLimitation",
-    "version",
-    "sasl",
-    "tls",
-}
 
 
 def _seconds(duration: str) -> float:
@@ -223,16 +192,18 @@ def test_keda_only_in_prod(rendered: dict[str, list[dict[str, Any]]]) -> None:
         assert all(r["apiVersion"] != "keda.sh/v1alpha1" for r in rendered[target]), target
 
 
-def test_keda_scaled_object_fields(scaled_object: dict[str, Any]) -> None:
+def test_keda_scaled_object_fields(scaled_object: dict[str, Any], helpers: Any) -> None:
     assert scaled_object["apiVersion"] == "keda.sh/v1alpha1"
     spec = scaled_object["spec"]
-    assert set(spec) <= SCALED_OBJECT_SPEC, sorted(set(spec) - SCALED_OBJECT_SPEC)
+    assert set(spec) <= helpers.SCALED_OBJECT_SPEC, sorted(set(spec) - helpers.SCALED_OBJECT_SPEC)
     for key in ("pollingInterval", "cooldownPeriod", "minReplicaCount", "maxReplicaCount"):
         assert isinstance(spec[key], int) and spec[key] >= 0, key
     (trigger,) = spec["triggers"]
     assert trigger["type"] == "kafka"
     metadata = trigger["metadata"]
-    assert set(metadata) <= KAFKA_SCALER_METADATA, sorted(set(metadata) - KAFKA_SCALER_METADATA)
+    assert set(metadata) <= helpers.KAFKA_SCALER_METADATA, sorted(
+        set(metadata) - helpers.KAFKA_SCALER_METADATA
+    )
     # The CRD declares metadata as a map of strings: a YAML number or boolean is refused.
     assert all(isinstance(value, str) for value in metadata.values()), metadata
     assert int(metadata["lagThreshold"]) > 0
