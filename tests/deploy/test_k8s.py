@@ -478,3 +478,62 @@ def test_grpc_api_serves_its_port(target: str, rendered: dict[str, list[dict[str
     assert grpc_port["port"] == DEFAULT_PORT and grpc_port["appProtocol"] == "grpc"
     # Calls in flight get --grace-seconds (20 s) after the 5 s preStop.
     assert pod["terminationGracePeriodSeconds"] >= 5 + 20 + 5
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", "the reader knows In only"
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def _allowed_ports(
+    policies: list[dict[str, Any]], labels: dict[str, str], direction: str
+) -> set[int | str]:
+    """Ports some policy opens for a pod with ``labels`` in ``direction`` ("ingress" or
+    "egress"); "*" when a rule opens every port."""
+    ports: set[int | str] = set()
+    for policy in policies:
+        spec = policy["spec"]
+        if direction.capitalize() not in spec["policyTypes"]:
+            continue
+        if not _selects(spec["podSelector"], labels):
+            continue
+        for rule in spec.get(direction, []):
+            if not rule.get("ports"):
+                ports.add("*")
+            ports.update(p["port"] for p in rule.get("ports", []))
+    return ports
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_network_policies_deny_by_default_and_allow_what_each_pod_needs(
+    target: str, rendered: dict[str, list[dict[str, Any]]], helpers: Any
+) -> None:
+    policies = [r for r in rendered[target] if r["kind"] == "NetworkPolicy"]
+    deny = [
+        p
+        for p in policies
+        if p["spec"]["podSelector"] == {}
+        and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
+    assert deny, "no default-deny policy"
+    for deployment in APPS:
+        pod = _index(rendered[target])[("Deployment", deployment)]["spec"]["template"]
+        labels = pod["metadata"]["labels"]
+        ingress = _allowed_ports(policies, labels, "ingress")
+        for container in pod["spec"]["containers"]:
+            for port in container["ports"]:
+                assert port["containerPort"] in ingress, f"{deployment}: {port} unreachable"
+        egress = _allowed_ports(policies, labels, "egress")
+        env = helpers.container_env(rendered[target], deployment)
+        kafka_port = int(env["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[1])
+        needed = {53, 5432, 6379, kafka_port}
+        if deployment in ("image-worker", "job-worker"):
+            needed |= {80, 443}  # product images, http.request jobs
+        assert "*" in egress or needed <= egress, f"{deployment}: {needed - egress} blocked"
