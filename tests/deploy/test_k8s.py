@@ -537,3 +537,34 @@ def test_network_policies_deny_by_default_and_allow_what_each_pod_needs(
         if deployment in ("image-worker", "job-worker"):
             needed |= {80, 443}  # product images, http.request jobs
         assert "*" in egress or needed <= egress, f"{deployment}: {needed - egress} blocked"
+
+
+# Pod Security Admission per overlay: prod's pods all meet "restricted"; dev's
+# infrastructure images start as root, so dev enforces "baseline" and warns on the rest.
+POD_SECURITY = {"prod": "restricted", "dev": "baseline"}
+
+
+@pytest.mark.parametrize("target", sorted(POD_SECURITY))
+def test_namespaces_carry_pod_security_labels(
+    target: str, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    (namespace,) = [r for r in rendered[target] if r["kind"] == "Namespace"]
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == POD_SECURITY[target]
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_every_deployment_has_a_disruption_budget(
+    target: str, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Node drains evict one replica of a Deployment at a time."""
+    budgets = [r["spec"] for r in rendered[target] if r["kind"] == "PodDisruptionBudget"]
+    for deployment in APPS:
+        labels = _index(rendered[target])[("Deployment", deployment)]["spec"]["template"][
+            "metadata"
+        ]["labels"]
+        covering = [b for b in budgets if b["selector"]["matchLabels"].items() <= labels.items()]
+        assert len(covering) == 1, f"{deployment}: {len(covering)} disruption budgets"
+        assert covering[0].get("maxUnavailable") == 1, deployment
