@@ -4,10 +4,12 @@ Two gunicorn servers with the API's settings (2 workers x 16 gthread threads unl
 ``API__*`` say otherwise) on the same PostgreSQL, Redis and Kafka: ``switchyard-api serve``
 and :mod:`~switchyard_devtools.bench.ingest_minimum`. Each pair is measured in alternating
 rounds (minimum, ours, ours, minimum, ...) so a change of machine load falls on both, and
-printed as a ratio with p50/p95/p99. Next to req/s: the servers' CPU per request (their
-processes' CPU time over the requests answered), which the load generator cannot distort,
-and the generator's own CPU share, which says whether it was the bottleneck. With ``wrk``
-on PATH the frame and single-event pairs are measured again with it.
+printed as a ratio with p50/p95/p99 (averaged over the rounds). Next to req/s: the
+servers' CPU per request (their processes' CPU time over the requests answered), which a
+slow load generator cannot distort. Two load generators: the project's own
+(:mod:`switchyard_devtools.load`, one asyncio process, whose CPU share is printed) and,
+when it is on PATH, ``wrk`` (C, far cheaper per request), which is then the one the
+targets are read from: on two loaded cores the asyncio generator caps the cheapest paths.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,10 @@ SERVICES = [f"bench-{n}" for n in range(24)]
 SINGLE = orjson.dumps({"service": "bench-0", "message": "a single event", "level": "info"})
 ROUNDS = int(os.environ.get("BENCH_INGEST_ROUNDS", "2"))
 TICKS = os.sysconf("SC_CLK_TCK")
+# BENCH_INGEST_FLAME=bench: py-spy flame graphs of our API's workers under each path's load.
+FLAMES = os.environ.get("BENCH_INGEST_FLAME", "")
+FLAME_NAMES = ("healthz", "logs-single", "logs-batch")
+WRK_SECONDS = int(os.environ.get("BENCH_INGEST_WRK_SECONDS", "5"))
 
 
 @dataclass
@@ -72,20 +78,32 @@ PATHS = [
 
 
 @dataclass
-class Measure:
-    result: LoadResult
-    server_cpu: float  # seconds of CPU the server's processes used
-    generator_cpu: float  # seconds of CPU this process (the load generator) used
+class Figures:
+    """One path on one server, over every round."""
+
+    requests: int = 0
+    events: int = 0  # accepted
+    seconds: float = 0.0
+    server_cpu: float = 0.0  # seconds of CPU the server's processes used
+    client_cpu: float = 0.0  # seconds of CPU the load generator used (our generator only)
+    marks: list[tuple[float, float, float]] = field(default_factory=list)  # p50/95/99 ms
+
+    def add(self, other: Figures) -> None:
+        self.requests += other.requests
+        self.events += other.events
+        self.seconds += other.seconds
+        self.server_cpu += other.server_cpu
+        self.client_cpu += other.client_cpu
+        self.marks += other.marks
 
     def rate(self, events: bool) -> float:
-        done = self.result.events_accepted if events else self.result.requests
-        return done / self.result.elapsed
+        return (self.events if events else self.requests) / max(1e-9, self.seconds)
 
     def cpu_us(self) -> float:
-        return self.server_cpu / max(1, self.result.requests) * 1e6
+        return self.server_cpu / max(1, self.requests) * 1e6
 
     def percentiles(self) -> str:
-        return "/".join(f"{self.result.percentile(q) * 1000:.1f}" for q in (50, 95, 99))
+        return "/".join(f"{sum(m[i] for m in self.marks) / len(self.marks):.1f}" for i in range(3))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -104,24 +122,76 @@ def _cpu_seconds(pid: int) -> float:
     return total / TICKS
 
 
-def _measure(path: ApiPath, url: str, pid: int) -> Measure:
+def _generator(path: ApiPath, url: str, pid: int) -> Figures:
     cpu, own = _cpu_seconds(pid), time.process_time()
     result = run_load(path.requests(url), path.concurrency, show_progress=False)
-    return Measure(result, _cpu_seconds(pid) - cpu, time.process_time() - own)
-
-
-def _merge(measures: list[Measure]) -> Measure:
-    merged = LoadResult(started=0.0)
-    for each in measures:
-        merged.finished += each.result.elapsed
-        merged.latencies += each.result.latencies
-        merged.statuses.update(each.result.statuses)
-        merged.events_accepted += each.result.events_accepted
-    return Measure(
-        merged,
-        sum(m.server_cpu for m in measures),
-        sum(m.generator_cpu for m in measures),
+    return Figures(
+        result.requests,
+        result.events_accepted,
+        result.elapsed,
+        _cpu_seconds(pid) - cpu,
+        time.process_time() - own,
+        [(result.percentile(50) * 1e3, result.percentile(95) * 1e3, result.percentile(99) * 1e3)],
     )
+
+
+def _wrk(path: ApiPath, url: str, pid: int) -> Figures:
+    body = path.body if path.events == 1 else next(iter(path.requests(url))).body
+    script_file = Path(f"/tmp/switchyard-bench-wrk-{os.getpid()}.lua")  # noqa: S108
+    script_file.write_text(
+        f'wrk.method = "{path.method}"\n'
+        f"wrk.body = {orjson.dumps((body or b'').decode()).decode()}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        "done = function(summary, latency, requests)\n"
+        "  for _, p in pairs({50, 95, 99}) do\n"
+        '    io.write(string.format("p%d %.3f\\n", p, latency:percentile(p) / 1000))\n'
+        "  end\nend\n"
+    )
+    cpu = _cpu_seconds(pid)
+    output = subprocess.run(
+        [
+            *("wrk", "-t1", f"-c{path.concurrency}", f"-d{WRK_SECONDS}s"),
+            *("-s", str(script_file), url + path.path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    server_cpu = _cpu_seconds(pid) - cpu
+    script_file.unlink()
+    total = int(_find(r"(\d+) requests in", output))
+    seconds = float(_find(r"requests in ([\d.]+)s", output))
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    done = total - (int(failed.group(1)) if failed else 0)
+    p50, p95, p99 = (float(v) for v in re.findall(r"^p\d+ ([\d.]+)$", output, re.M))
+    return Figures(total, done * path.events, seconds, server_cpu, 0.0, [(p50, p95, p99)])
+
+
+def _flame(path: ApiPath, url: str, pid: int, svg: Path) -> int:
+    """Record our workers (``--gil``: where the Python time goes) while the path is
+    loaded; returns the events accepted meanwhile."""
+    svg.parent.mkdir(parents=True, exist_ok=True)
+    recorder = subprocess.Popen(
+        [
+            *(script("py-spy"), "record", "--subprocesses", "--gil", "--rate", "200"),
+            *("--duration", "10", "--nonblocking", "-o", str(svg), "--pid", str(pid)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    accepted = 0
+    while recorder.poll() is None:  # under load from the recording's start to its end
+        accepted += run_load(
+            path.requests(url), path.concurrency, show_progress=False
+        ).events_accepted
+    return accepted
+
+
+def _find(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    if found is None:
+        raise RuntimeError(f"wrk printed no {pattern!r}: {text}")
+    return found.group(1)
 
 
 def _server(settings: Settings, workdir: Path, env: dict[str, str], app: str | None) -> Any:
@@ -138,110 +208,68 @@ def _server(settings: Settings, workdir: Path, env: dict[str, str], app: str | N
     ), f"http://127.0.0.1:{port}"
 
 
-def _wrk(url: str, path: ApiPath, seconds: int = 5) -> tuple[float, str, int]:
-    """(req/s, p50/p95/p99 ms, requests not 2xx) as wrk measured them."""
-    script_file = Path(f"/tmp/switchyard-bench-wrk-{os.getpid()}.lua")  # noqa: S108
-    body = (path.body or b"").decode()
-    script_file.write_text(
-        f'wrk.method = "{path.method}"\nwrk.body = {orjson.dumps(body).decode()}\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        "done = function(summary, latency, requests)\n"
-        "  for _, p in pairs({50, 95, 99}) do\n"
-        '    io.write(string.format("p%d %.3f\\n", p, latency:percentile(p) / 1000))\n'
-        "  end\nend\n"
-    )
-    output = subprocess.run(
-        [
-            *("wrk", "-t1", f"-c{path.concurrency}", f"-d{seconds}s"),
-            *("-s", str(script_file), url + path.path),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    script_file.unlink()
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    marks = "/".join(f"{float(v):.1f}" for v in re.findall(r"^p\d+ ([\d.]+)$", output, re.M))
-    return rate, marks, total - (int(failed.group(1)) if failed else 0)
-
-
-def _row(path: ApiPath, minimum: Measure, ours: Measure) -> list[str]:
+def _row(driver: str, path: ApiPath, minimum: Figures, ours: Figures) -> str:
     events = path.events > 1
     unit = "events/s" if events else "req/s"
     ratio = ours.rate(events) / minimum.rate(events)
-    return [
-        f"| {path.label} | {minimum.rate(events):,.0f} {unit}, p50/95/99 "
+    return (
+        f"| {path.label}, {driver} | {minimum.rate(events):,.0f} {unit}, p50/95/99 "
         f"{minimum.percentiles()} ms, {minimum.cpu_us():,.0f} µs CPU/req | "
         f"{ours.rate(events):,.0f} {unit}, p50/95/99 {ours.percentiles()} ms, "
         f"{ours.cpu_us():,.0f} µs CPU/req | **{ratio:.0%}** (CPU/req "
         f"{minimum.cpu_us() / ours.cpu_us():.0%}) | {path.target} |"
-    ]
+    )
 
 
 def api_phases(
     settings: Settings, workdir: Path, env: dict[str, str]
 ) -> tuple[list[str], int, LoadResult]:
-    """(table rows, events both servers accepted, our batched result)."""
+    """(table rows, events both servers accepted, our last batched run's result)."""
     minimum_context, minimum_url = _server(
         settings, workdir, env, "switchyard_devtools.bench.ingest_minimum:minimum_app()"
     )
     ours_context, ours_url = _server(settings, workdir, env, None)
+    drivers: dict[str, Callable[[ApiPath, str, int], Figures]] = {}
+    if shutil.which("wrk") is not None:
+        drivers[f"wrk -t1, {WRK_SECONDS} s"] = _wrk
+    drivers["switchyard_devtools.load"] = _generator
     rows: list[str] = []
     accepted = 0
+    generator = Figures()
     with minimum_context as minimum_pid, ours_context as ours_pid:
-        servers: dict[str, tuple[str, int]] = {
-            "minimum": (minimum_url, minimum_pid),
-            "ours": (ours_url, ours_pid),
-        }
+        servers = {"minimum": (minimum_url, minimum_pid), "ours": (ours_url, ours_pid)}
         for url, _ in servers.values():  # warm up: imports, connections, Kafka metadata
             for path in PATHS:
-                run_load(path.requests(url), path.concurrency, show_progress=False)
-                accepted += path.count * path.events
-        generator: list[float] = []
-        batched = LoadResult(started=0.0)
-        for path in PATHS:
-            measures: dict[str, list[Measure]] = {"minimum": [], "ours": []}
-            for round_ in range(ROUNDS):
-                order = ("minimum", "ours") if round_ % 2 == 0 else ("ours", "minimum")
-                for name in order:
-                    measure = _measure(path, *servers[name])
-                    measures[name].append(measure)
-                    accepted += measure.result.events_accepted
-                    generator.append(measure.generator_cpu / measure.result.elapsed)
-            minimum, ours = _merge(measures["minimum"]), _merge(measures["ours"])
-            rows += _row(path, minimum, ours)
-            if path.events > 1:
-                batched = ours.result
-        wrk_rows, wrk_accepted = _wrk_rows(servers)
-        accepted += wrk_accepted
+                accepted += run_load(
+                    path.requests(url), path.concurrency, show_progress=False
+                ).events_accepted
+        for driver, measure in drivers.items():
+            for path in PATHS:
+                figures = {"minimum": Figures(), "ours": Figures()}
+                for round_ in range(ROUNDS):
+                    for name in ("minimum", "ours") if round_ % 2 == 0 else ("ours", "minimum"):
+                        one = measure(path, *servers[name])
+                        figures[name].add(one)
+                        accepted += one.events
+                        if measure is _generator:
+                            generator.add(one)
+                rows.append(_row(driver, path, figures["minimum"], figures["ours"]))
+        if FLAMES:
+            for index, path in enumerate(PATHS):
+                _flame(
+                    path, ours_url, ours_pid, Path(FLAMES) / f"api-flame-{FLAME_NAMES[index]}.svg"
+                )
+        # The batcher's latency phase paces itself at half of this rate.
+        batched = run_load(PATHS[2].requests(ours_url), PATHS[2].concurrency, show_progress=False)
+        accepted += batched.events_accepted
     header = [
         "| path (same gunicorn shape, same servers) | least code (yardstick) | ours | "
-        "ours / least | target |",
+        "ours / least (CPU/req) | target |",
         "| --- | --- | --- | ---: | --- |",
     ]
     note = (
-        f"| load generator (switchyard_devtools.load, one asyncio process) | CPU share of "
-        f"one core while measuring: {min(generator):.0%} to {max(generator):.0%} | | | "
-        "not the bottleneck if well under 100 % |"
+        "| the asyncio load generator's own CPU while it measured | "
+        f"{generator.client_cpu / generator.seconds:.0%} of one core on average | | | "
+        "a cap on what it can measure on a loaded machine |"
     )
-    return [*header, *rows, note, *wrk_rows], accepted, batched
-
-
-def _wrk_rows(servers: dict[str, tuple[str, int]]) -> tuple[list[str], int]:
-    if shutil.which("wrk") is None:
-        return ["| wrk cross-check | wrk not on PATH: skipped | | | |"], 0
-    rows, accepted = [], 0
-    for path in PATHS[:2]:
-        figures: dict[str, tuple[float, str, int]] = {}
-        for name in ("minimum", "ours"):
-            figures[name] = _wrk(servers[name][0], path)
-            accepted += figures[name][2] if path.method == "POST" else 0
-        (low, low_marks, _), (high, high_marks, _) = figures["minimum"], figures["ours"]
-        rows.append(
-            f"| {path.label}, wrk -t1 -c{path.concurrency} 5 s | {low:,.0f} req/s, p50/95/99 "
-            f"{low_marks} ms | {high:,.0f} req/s, p50/95/99 {high_marks} ms | "
-            f"**{high / low:.0%}** | |"
-        )
-    return rows, accepted
+    return [*header, *rows, note], accepted, batched
