@@ -296,6 +296,9 @@ def _flood(settings: Settings, workdir: Path, env: dict[str, str]) -> str:
         f"| API RSS under a flood (256 clients x 1,000 events) | "
         f"{idle / 1024:.0f} MiB idle, {peak[0] / 1024:.0f} MiB peak, "
         f"{flood.statuses.get(429, 0)} x 429 of "
-        f"{flood.requests} | ≤ {bound_mib:.0f} MiB (bound: {ingest.max_in_flight_events:,} "
-        f"events / {ingest.max_in_flight_bytes / 2**20:.0f} MiB in flight per worker) |"
+        f"{flood.requests} | ≤ {bound_mib:.0f} MiB: the README's bound, {api.workers} "
+        f"workers x (2 x {ingest.max_in_flight_bytes / 2**20:.0f} MiB in flight + "
+        f"{api.threads} threads x 4 x "
+        f"{api.max_body_bytes / 2**20:.0f} MiB body limit) + idle; "
+        f"{'within' if peak[0] / 1024 <= bound_mib else 'OVER'} |"
     )
