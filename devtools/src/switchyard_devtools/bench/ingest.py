@@ -224,7 +224,7 @@ def run(workdir: Path) -> str:
         api_env = {"BATCHER__JSONL_DIR": str(workdir / "sinks")}
         engine = sa.create_engine(settings.sqlalchemy_url, poolclass=sa.pool.NullPool)
         rows, accepted, batched = api_phases(settings, workdir, api_env)
-        table += rows
+        lines += [*rows, ""]
         rate, join, (batcher, metrics_url) = _drain(settings, workdir, accepted, api_env)
         try:
             with engine.connect() as connection:

@@ -69,9 +69,15 @@ def on_starting(_: Any) -> None:
 
 
 def post_worker_init(_: Any) -> None:
+    import gc
     import threading
 
     from switchyard.kafka.topics import ensure_topics_patiently
+
+    # What the worker imported and built lives as long as it does: out of the collector's
+    # way, a collection scans only what requests allocate (the full collections over the
+    # modules' objects were about a third of a 100-event POST /logs' CPU).
+    gc.freeze()
 
     # In the background: a Kafka that is still starting must not keep the API from
     # answering (its /readyz says what is missing meanwhile).
