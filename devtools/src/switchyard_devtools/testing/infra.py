@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def session_settings(urls: InfraUrls, **overrides: object) -> Settings:
         "redis_key_prefix": f"test-{run}:",
         "kafka_bootstrap_servers": urls.kafka_bootstrap_servers,
         "kafka": {"topic_prefix": f"test-{run}.", "partitions": 3, "session_timeout_ms": 6000},
-        "admin_token": "test-admin-token",
+        "admin_token": secrets.token_urlsafe(32),
         "log_format": "json",
     }
     values.update(overrides)
@@ -129,7 +130,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
             "KAFKA__PARTITIONS": str(settings.kafka.partitions),
             "KAFKA__SESSION_TIMEOUT_MS": str(settings.kafka.session_timeout_ms),
-            "ADMIN_TOKEN": settings.admin_token.get_secret_value() if settings.admin_token else "",
         }
     )
+    # An empty ADMIN_TOKEN is refused at start, like a weak one: unset means "none".
+    if settings.admin_token is None:
+        env.pop("ADMIN_TOKEN", None)
+    else:
+        env["ADMIN_TOKEN"] = settings.admin_token.get_secret_value()
     return env

@@ -20,6 +20,14 @@ def serve() -> None:
     """Serve HTTP with gunicorn (bind, workers and threads from API__* settings)."""
     from gunicorn.app.wsgiapp import run
 
+    from switchyard.config import ConfigError, get_settings
+
+    try:
+        get_settings()  # a bad value (a placeholder ADMIN_TOKEN, ...) stops us here, clearly
+    except ConfigError as exc:
+        print(f"switchyard-api: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
     sys.argv = [
         "switchyard-api",
         "-c",

@@ -22,10 +22,13 @@ class Alive(BaseModel):
 
 
 class Ready(BaseModel):
+    """Ready to serve; ``degraded`` names each dependency down (its endpoints answer 503)."""
+
     model_config = ConfigDict(title="Ready")
 
     status: Literal["ready"]
     checks: dict[str, str]
+    degraded: dict[str, str]
 
 
 class NotReady(BaseModel):
@@ -38,6 +41,7 @@ class NotReady(BaseModel):
     status: int
     detail: str
     checks: dict[str, str]
+    degraded: dict[str, str]
 
 
 @endpoint(
@@ -51,12 +55,12 @@ def healthz() -> Alive:
     ops,
     "GET",
     "/readyz",
-    summary="Readiness: each dependency's state by name",
+    summary="Readiness: each dependency's state by name; 503 only when shutting down",
     tags=TAGS,
     responses={
         200: Out("ready", Ready),
         503: Out(
-            "a dependency every request needs does not answer",
+            "shutting down, or a dependency every request needs does not answer",
             NotReady,
             headers={"Retry-After": {"schema": {"type": "string"}}},
             media_type="application/problem+json",
@@ -65,17 +69,22 @@ def healthz() -> Alive:
 )
 def readyz() -> Reply:
     report = current_app.extensions["switchyard"].readiness.report()
-    checks = report.as_dict()["checks"]
+    checks = {name: report.failures.get(name, "ok") for name in report.checked}
     if report.ready:
-        return Reply(Ready(status="ready", checks=checks))
-    failing = ", ".join(sorted(report.failures))
+        return Reply(Ready(status="ready", checks=checks, degraded=report.degraded))
+    reason = (
+        "shutting down"
+        if report.stopping
+        else f"{', '.join(sorted(report.blocking))} did not answer"
+    )
     return Reply(
         NotReady(
             type="/problems/not-ready",
             title="Service Unavailable",
             status=503,
-            detail=f"not ready: {failing} did not answer",
+            detail=f"not ready: {reason}",
             checks=checks,
+            degraded=report.degraded,
         ),
         503,
         {"Retry-After": "1"},
