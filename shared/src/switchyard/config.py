@@ -115,6 +115,9 @@ class ApiSettings(BaseModel):
     user_cache_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
     # The jobs API over gRPC (`switchyard-api grpc`); 0: any free port (logged).
     grpc_port: int = Field(default=50051, ge=0, le=65535)
+    # GET /metrics on the public port (the dev contract); false: 404 there, and metrics
+    # only on ADMIN_PORT (served by the gunicorn master for every worker, always).
+    public_metrics: bool = True
 
 
 class CouponSettings(BaseModel):
@@ -357,7 +360,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] = "json"
-    # Port of a worker's /healthz /readyz /metrics server; 0 picks a free one.
+    # Port of the /healthz /readyz /metrics server of every service (the API's too, in
+    # its gunicorn master); 0 picks a free one (logged).
     admin_port: int = Field(default=9100, ge=0, le=65535)
     otel_exporter_otlp_endpoint: str | None = None
     # Where the image-worker stores compressed images (env ``MEDIA_ROOT``);

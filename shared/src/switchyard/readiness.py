@@ -12,13 +12,16 @@ moment so a busy probe does not become load on the database.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 import sqlalchemy as sa
@@ -28,6 +31,12 @@ from switchyard.config import Settings
 from switchyard.kafka.client_config import common_config
 
 Check = Callable[[], None]
+
+
+class ReadinessSource(Protocol):
+    """What answers /readyz: :class:`Readiness`, or :class:`ForwardedReadiness`."""
+
+    def report(self) -> ReadinessReport: ...
 
 
 @dataclass(frozen=True)
@@ -144,3 +153,45 @@ class _SilentLogger:
 
     def log(self, *_: object, **__: object) -> None:
         return None
+
+
+class ForwardedReadiness:
+    """The readiness another process of the same server reports on ``url`` (its /readyz).
+
+    The API's gunicorn master serves the admin port; its workers hold the dependencies,
+    so the master asks one of them. No answer means the workers cannot serve: not ready.
+    """
+
+    def __init__(self, url: str, timeout: float = 3.0) -> None:
+        self._url = url
+        self._timeout = timeout
+
+    def report(self) -> ReadinessReport:
+        try:
+            with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+                self._url, timeout=self._timeout
+            ) as response:
+                return self._parse(response.read())
+        except urllib.error.HTTPError as exc:
+            return self._parse(exc.read(), fallback=f"{self._url} answered {exc.code}")
+        except Exception as exc:  # no worker answered: the report says so
+            return ReadinessReport(False, {"workers": f"{type(exc).__name__}: {exc}"[:300]})
+
+    @staticmethod
+    def _parse(body: bytes, fallback: str | None = None) -> ReadinessReport:
+        try:
+            answer = json.loads(body)
+            checks: dict[str, str] = dict(answer["checks"])
+            degraded: dict[str, str] = dict(answer.get("degraded") or {})
+        except (ValueError, KeyError, TypeError):
+            return ReadinessReport(False, {"workers": fallback or "unreadable /readyz"})
+        failures = {name: state for name, state in checks.items() if state != "ok"}
+        ready = answer.get("status") == "ready"
+        required = frozenset(checks) - frozenset(degraded) if not ready else frozenset()
+        return ReadinessReport(
+            ready,
+            failures,
+            tuple(checks),
+            required,
+            stopping=answer.get("detail") == "not ready: shutting down",
+        )

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from switchyard import metrics
 from switchyard_api.http.contract import Out, Reply, endpoint
+from switchyard_api.http.problems import Problem
 from switchyard_api.openapi import build_openapi
 
 ops = Blueprint("ops", __name__)
@@ -95,11 +96,13 @@ def readyz() -> Reply:
     ops,
     "GET",
     "/metrics",
-    summary="Prometheus metrics",
+    summary="Prometheus metrics (404 when API__PUBLIC_METRICS=false: ADMIN_PORT only)",
     tags=TAGS,
     responses={200: Out("Prometheus text format", str, media_type="text/plain")},
 )
 def prometheus_metrics() -> Reply:
+    if not current_app.extensions["switchyard"].settings.api.public_metrics:
+        raise Problem(404, "Metrics are served on the admin port (ADMIN_PORT) only.")
     body, content_type = metrics.render()
     return Reply(body, headers={"Content-Type": content_type}, raw=True)
 
