@@ -396,18 +396,10 @@ class Settings(BaseSettings):
     @field_validator("admin_token")
     @classmethod
     def _strong_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return None
-        token = value.get_secret_value()
-        if not token.strip():
-            reason = "is empty (unset it, or set a real one)"
-        elif token.strip().lower() in PLACEHOLDER_TOKENS or len(set(token)) == 1:
-            reason = "is a placeholder"
-        elif len(token) < ADMIN_TOKEN_MIN_LENGTH:
-            reason = f"is shorter than {ADMIN_TOKEN_MIN_LENGTH} characters"
-        else:
-            return value
-        raise ValueError(f"the admin token {reason}; make one with: {HOW_TO_MAKE_ONE}")
+        problem = None if value is None else weak_admin_token(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _prod_has_an_admin_token(self) -> Settings:
@@ -441,6 +433,19 @@ class Settings(BaseSettings):
         if config_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+
+def weak_admin_token(token: str) -> str | None:
+    """Why ``token`` may not guard the admin endpoints (with how to make one); None: fine."""
+    if not token.strip():
+        reason = "is empty (unset it, or set a real one)"
+    elif token.strip().lower() in PLACEHOLDER_TOKENS or len(set(token)) == 1:
+        reason = "is a placeholder"
+    elif len(token) < ADMIN_TOKEN_MIN_LENGTH:
+        reason = f"is shorter than {ADMIN_TOKEN_MIN_LENGTH} characters"
+    else:
+        return None
+    return f"the admin token {reason}; make one with: {HOW_TO_MAKE_ONE}"
 
 
 def config_file_path() -> Path | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 
-from switchyard.readiness import Readiness
+from switchyard.readiness import ForwardedReadiness, Readiness
 
 
 def _down() -> None:
@@ -43,3 +44,28 @@ def test_shutting_down_is_unready_whatever_the_checks_say() -> None:
     report = readiness.report()
     assert not report.ready and report.stopping
     assert report.as_dict()["status"] == "shutting down"
+
+
+def test_forwarded_readiness_without_an_answer_is_not_ready() -> None:
+    """The gunicorn master asks its workers; none answering means none can serve."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens once it is closed
+    report = ForwardedReadiness(f"http://127.0.0.1:{port}/readyz", timeout=1).report()
+    assert not report.ready
+    assert "workers" in report.failures
+
+
+def test_forwarded_readiness_keeps_what_the_workers_said() -> None:
+    body = (
+        b'{"status": "ready", "checks": {"postgres": "ok", "redis": "TimeoutError: t"},'
+        b' "degraded": {"redis": "TimeoutError: t"}}'
+    )
+    report = ForwardedReadiness._parse(body)
+    assert report.ready and report.degraded == {"redis": "TimeoutError: t"}
+    shutting = ForwardedReadiness._parse(
+        b'{"status": 503, "detail": "not ready: shutting down", "checks": {"postgres": "ok"},'
+        b' "degraded": {}}'
+    )
+    assert not shutting.ready and shutting.stopping
+    assert shutting.as_dict()["status"] == "shutting down"
