@@ -1,5 +1,6 @@
-"""kafka_consumer_lag against a real broker: per partition, two members in one process,
-a rebalance, and values that match what the group has not committed."""
+"""Consumer plumbing against a real broker: kafka_consumer_lag per partition with two
+members in one process and a rebalance, values that match what the group has not
+committed; and the topics' min.insync.replicas."""
 
 from __future__ import annotations
 
@@ -156,3 +157,16 @@ def test_the_lag_is_what_the_group_has_not_committed(
     finally:
         release.set()
         member.close()
+
+
+def test_topics_are_created_with_min_insync_replicas(settings: Settings, topic: str) -> None:
+    """ensure_topics sets it on new topics (tansu reports only the configs that were set)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    from switchyard.kafka.client_config import common_config
+
+    admin = AdminClient(common_config(settings, "test"))
+    (future,) = admin.describe_configs([ConfigResource("topic", topic)]).values()
+    configs = future.result(timeout=10)
+    expected = str(settings.kafka.topic_min_insync_replicas)
+    assert configs["min.insync.replicas"].value == expected
