@@ -468,7 +468,8 @@ def load_settings(**overrides: Any) -> Settings:
         for error in exc.errors():
             name = "__".join(str(part) for part in error["loc"]).upper()
             shown = _shown(name, error.get("input"))
-            problems.append(f"  {name}{shown}: {error['msg']}")
+            # A check across settings (no location) names its settings in its message.
+            problems.append(f"  {name}{shown}: {error['msg']}" if name else f"  {error['msg']}")
         raise ConfigError("invalid configuration:\n" + "\n".join(problems)) from None
 
 
