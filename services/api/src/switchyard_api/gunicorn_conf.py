@@ -68,6 +68,36 @@ def on_starting(_: Any) -> None:
     os.makedirs(directory, exist_ok=True)
 
 
+_admin: list[Any] = []
+
+
+def when_ready(_: Any) -> None:
+    """/healthz, /readyz and /metrics (every worker's) on ADMIN_PORT, as the workers
+    serve them: in the master, so a scrape never depends on which worker answers."""
+    import sys
+
+    from switchyard.admin_server import AdminServer
+    from switchyard.logging import get_logger
+    from switchyard.readiness import ForwardedReadiness
+
+    host = _settings.api.host
+    local = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    local = f"[{local}]" if ":" in local else local
+    readiness = ForwardedReadiness(f"http://{local}:{_settings.api.port}/readyz")
+    try:
+        admin = AdminServer(readiness, "0.0.0.0", _settings.admin_port).start()
+    except OSError as exc:
+        print(f"switchyard-api: ADMIN_PORT={_settings.admin_port}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    _admin.append(admin)
+    get_logger("switchyard_api").info("admin server started", admin_port=admin.port)
+
+
+def on_exit(_: Any) -> None:
+    for admin in _admin:
+        admin.stop()
+
+
 def post_worker_init(_: Any) -> None:
     import gc
     import threading
