@@ -401,31 +401,13 @@ def is_setting(env_name: str) -> bool:
     parts = env_name.lower().split("__")
     for depth, part in enumerate(parts):
         if part not in model.model_fields:
-            return env_name.upper() in PENDING_SETTINGS
+            return False
         annotation = model.model_fields[part].annotation
         if depth < len(parts) - 1:
             if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
                 return False
             model = annotation
     return True
-
-
-# Settings that issue 12's code side (branch prod-code) adds and the manifests already
-# set. Accepted by name only while switchyard.config lacks them; once it defines them,
-# is_setting never reaches this set and the values are validated like any other.
-# Delete the set when both branches are in main.
-PENDING_SETTINGS = frozenset(
-    {
-        "API__PUBLIC_METRICS",
-        "DATABASE_MAX_OVERFLOW",
-        "KAFKA__SECURITY_PROTOCOL",
-        "KAFKA__SASL_MECHANISM",
-        "KAFKA__SASL_USERNAME",
-        "KAFKA__SASL_PASSWORD",
-        "KAFKA__SSL_CA_LOCATION",
-        "KAFKA__MIN_INSYNC_REPLICAS",
-    }
-)
 
 
 def load_settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, workdir: Path) -> Any:
