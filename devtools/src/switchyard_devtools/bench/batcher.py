@@ -72,7 +72,7 @@ def _wait_rows(engine: sa.Engine, table: str, expected: int) -> int:
     while rows < expected:
         if (now := _rows(engine, table)) != rows:
             rows, grew_at = now, time.monotonic()
-        elif time.monotonic() - grew_at > STALL_SECONDS:
+        elif rows > 0 and time.monotonic() - grew_at > STALL_SECONDS:
             break
         time.sleep(0.25)
     return rows
@@ -105,6 +105,8 @@ def _minimum(settings: Settings, workdir: Path, expected: int) -> None:
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "group.id": f"{settings.kafka.topic_prefix}minimum",
         "auto.offset.reset": "earliest",
+        "session.timeout.ms": settings.kafka.session_timeout_ms,  # as the batcher's
+        "heartbeat.interval.ms": max(100, settings.kafka.session_timeout_ms // 10),
         "topic": topic_name(settings, LOGS),
         "max.batch": batching.max_size,
         **fetch_config(batching),

@@ -12,7 +12,7 @@ It gets the batcher's librdkafka fetch settings (configuration, not code: with
 librdkafka's defaults tansu would be the limit of both).
 
 Run by ``switchyard bench batcher`` as its own process; exits once TABLE holds EXPECTED
-rows, after IDLE_SECONDS without a record, or on SIGTERM:
+rows, IDLE_SECONDS after its last record, or on SIGTERM:
 
     python -m switchyard_devtools.bench.batcher_minimum DSN TABLE EXPECTED CONSUMER_JSON
 """
@@ -79,12 +79,12 @@ def main(dsn: str, table: str, expected: int, consumer_config: dict[str, Any]) -
     connection.commit()
     consumer = Consumer({**consumer_config, "enable.auto.commit": False})
     consumer.subscribe([topic])
-    stored, last_record = 0, time.monotonic()
+    stored, last_record = 0, None
     try:
         while stored < expected and not stopping:
             messages = [m for m in consumer.consume(max_batch, 0.2) if m.error() is None]
             if not messages:
-                if time.monotonic() - last_record > IDLE_SECONDS:
+                if last_record and time.monotonic() - last_record > IDLE_SECONDS:
                     break  # records skipped by the broker never come (see the bench)
                 continue
             last_record = time.monotonic()
