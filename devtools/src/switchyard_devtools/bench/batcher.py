@@ -298,22 +298,26 @@ def _plot(points: list[SweepPoint], rate: float, picture: Path) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    drained = [p.drained for p in points]
+    sizes = [p.size for p in points]
+    figure, (throughput, latency) = plt.subplots(1, 2, figsize=(10, 4.2))
+    throughput.plot(sizes, [p.drained for p in points], "o-")
+    throughput.set_ylabel("rows/s draining a backlog")
+    throughput.set_ylim(bottom=0)
     for label, values, style in (
         ("p50", [p.p50 for p in points], "o-"),
+        ("p95", [p.p95 for p in points], "^-"),
         ("p99", [p.p99 for p in points], "s--"),
     ):
-        axis.plot(drained, values, style, label=f"end to end {label}")
-    for point in points:
-        axis.annotate(
-            f"{point.size:,}", (point.drained, point.p99), textcoords="offset points", xytext=(4, 6)
-        )
-    axis.axhline(500, color="grey", linewidth=0.8, linestyle=":", label="p99 target 500 ms")
-    axis.set_xlabel("throughput draining a backlog (rows/s)")
-    axis.set_ylabel(f"end to end at {rate:,.0f} events/s (ms)")
-    axis.set_title("Batcher: batch size (labels) vs throughput and latency")
-    axis.legend()
+        latency.plot(sizes, values, style, label=label)
+    latency.axhline(500, color="grey", linewidth=0.8, linestyle=":", label="p99 target")
+    latency.set_ylabel(f"accepted -> readable at {rate:,.0f} events/s (ms)")
+    latency.set_ylim(bottom=0)
+    latency.legend()
+    for axis in (throughput, latency):
+        axis.set_xscale("log")
+        axis.set_xticks(sizes, [f"{size:,}" for size in sizes])
+        axis.set_xlabel("batch size (BATCHER__LOGS__MAX_SIZE)")
+    figure.suptitle("Batcher: batch size vs throughput and end-to-end latency")
     figure.tight_layout()
     picture.parent.mkdir(parents=True, exist_ok=True)
     partial = picture.with_suffix(".tmp.png")
