@@ -59,7 +59,9 @@ def store(connection: Any, table: str, rows: dict[str, str]) -> None:
             cursor.copy_expert(f"COPY {table} ({COLUMNS}) FROM STDIN", io.BytesIO(payload))
         except psycopg2.errors.UniqueViolation:
             connection.rollback()
-            cursor.execute(f"CREATE TEMP TABLE stage (LIKE {table}) ON COMMIT DROP")
+            cursor.execute(
+                f"CREATE TEMP TABLE stage (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
+            )
             cursor.copy_expert(f"COPY stage ({COLUMNS}) FROM STDIN", io.BytesIO(payload))
             cursor.execute(
                 f"INSERT INTO {table} ({COLUMNS}) SELECT {COLUMNS} FROM stage "  # noqa: S608
