@@ -317,10 +317,13 @@ def test_redis_appends_only(compose: dict[str, Any]) -> None:
 
 
 def test_published_ports_do_not_clash(compose: dict[str, Any]) -> None:
+    """Each port is published once, on the loopback interface only: the stack's local
+    passwords and tokens are not for other machines."""
     published: dict[str, str] = {}
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
-            host = str(port).rsplit(":", 1)[0] if ":" in str(port) else str(port)
+            address, host, _ = str(port).split(":")
+            assert address == "127.0.0.1", f"{name} publishes {port} on every interface"
             assert host not in published, f"{name} and {published.get(host)} both publish {host}"
             published[host] = name
     assert published == {

@@ -66,53 +66,10 @@ HEALTH_METRICS = {
     "health_probe_results_dropped_total",
     "health_checks_unpublished_total",
 }
-PROMQL_WORDS = {
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-    "bool",
-    "and",
-    "or",
-    "unless",
-    "offset",
-    "inf",
-    "nan",
-}
-BUILTIN_LABELS = {"le", "job", "instance", "__name__", "quantile"}
 
 
-def promql_metrics_and_labels(expr: str) -> tuple[set[str], set[str]]:
-    """Metric names and label names a PromQL expression uses.
-
-    Strings, ranges and Grafana variables are removed; label names come from matchers and
-    from by/without/on/ignoring clauses; a remaining identifier not followed by "(" is
-    a metric name.
-    """
-    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', expr)
-    text = re.sub(r"\[[^\]]*\]", "", text)
-    text = re.sub(r"\$\w+|\$\{[^}]*\}", "", text)
-    labels: set[str] = set()
-    for matchers in re.findall(r"\{([^}]*)\}", text):
-        labels.update(re.findall(r"([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)", matchers))
-    text = re.sub(r"\{[^}]*\}", "", text)
-    for clause in re.findall(
-        r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", text
-    ):
-        labels.update(name.strip() for name in clause.split(",") if name.strip())
-    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
-    metrics = {
-        name
-        for name in re.findall(r"(?<![\w.:])([A-Za-z_:][\w:]*)(?![\w:])(?!\s*\()", text)
-        if name.lower() not in PROMQL_WORDS
-    }
-    return metrics, labels
-
-
-def test_promql_reader() -> None:
-    metrics, labels = promql_metrics_and_labels(
+def test_promql_reader(helpers: Any) -> None:
+    metrics, labels = helpers.promql_metrics_and_labels(
         "histogram_quantile(0.95, sum by (le, route) (rate(http_request_duration_seconds_bucket"
         '{route!="/healthz", method=~"GET|POST"}[$__rate_interval]))) / on(job) '
         "clamp_min(sum(jobs_in_progress), 1e-9)"
@@ -148,7 +105,7 @@ def test_datasource_points_at_compose_prometheus(
     assert datasource["type"] == "prometheus" and datasource["uid"]
     url = urlsplit(datasource["url"])
     assert url.hostname == "prometheus" and "prometheus" in compose["services"]
-    assert "9090:9090" in compose["services"]["prometheus"]["ports"]
+    assert "127.0.0.1:9090:9090" in compose["services"]["prometheus"]["ports"]
     assert url.port == 9090
 
 
@@ -177,7 +134,10 @@ def test_dashboard_layout(dashboard: dict[str, Any]) -> None:
 
 
 def test_every_panel_queries_declared_metrics(
-    dashboard: dict[str, Any], datasource: dict[str, Any], metrics_declared: dict[str, Any]
+    dashboard: dict[str, Any],
+    datasource: dict[str, Any],
+    metrics_declared: dict[str, Any],
+    helpers: Any,
 ) -> None:
     series = {s: decl for decl in metrics_declared.values() for s in decl.series()}
     queried = 0
@@ -189,11 +149,11 @@ def test_every_panel_queries_declared_metrics(
         assert panel["targets"], f"{title}: no query"
         for target in panel["targets"]:
             assert target.get("datasource", panel["datasource"])["uid"] == datasource["uid"]
-            metrics, labels = promql_metrics_and_labels(target["expr"])
+            metrics, labels = helpers.promql_metrics_and_labels(target["expr"])
             assert metrics, f"{title}: {target['expr']} queries no metric"
             unknown = metrics - set(series)
             assert not unknown, f"{title}: {sorted(unknown)} not declared in metrics.py"
-            known_labels = BUILTIN_LABELS.union(*(series[m].labels for m in metrics))
+            known_labels = helpers.BUILTIN_LABELS.union(*(series[m].labels for m in metrics))
             assert labels <= known_labels, (
                 f"{title}: labels {sorted(labels - known_labels)} are on none of {metrics}"
             )
@@ -209,14 +169,14 @@ def test_every_panel_queries_declared_metrics(
 
 
 def test_dashboard_covers_the_platform_metrics(
-    dashboard: dict[str, Any], metrics_declared: dict[str, Any]
+    dashboard: dict[str, Any], metrics_declared: dict[str, Any], helpers: Any
 ) -> None:
     assert set(metrics_declared) >= REQUIRED_METRICS, "metrics.py lost a metric"
     used: set[str] = set()
     series = {s: name for name, decl in metrics_declared.items() for s in decl.series()}
     for panel in _panels(dashboard):
         for target in panel.get("targets", []):
-            used |= {series[m] for m in promql_metrics_and_labels(target["expr"])[0]}
+            used |= {series[m] for m in helpers.promql_metrics_and_labels(target["expr"])[0]}
     required = REQUIRED_METRICS | set(IMAGE_METRICS) | HEALTH_METRICS
     assert used >= required, f"no panel for {sorted(required - used)}"
     if "kafka_consumer_lag" in metrics_declared:
@@ -236,7 +196,9 @@ def _row_panels(dashboard: dict[str, Any], row_title: str) -> list[dict[str, Any
     return found
 
 
-def test_image_worker_row(dashboard: dict[str, Any], metrics_declared: dict[str, Any]) -> None:
+def test_image_worker_row(
+    dashboard: dict[str, Any], metrics_declared: dict[str, Any], helpers: Any
+) -> None:
     """Images processed and failed by reason, bytes in/out, download and compress latency
     p50/p95/p99, products by status, and the image-worker group's lag."""
     panels = _row_panels(dashboard, "Image worker")
@@ -247,7 +209,7 @@ def test_image_worker_row(dashboard: dict[str, Any], metrics_declared: dict[str,
         series[m]
         for queries in exprs.values()
         for expr in queries
-        for m in promql_metrics_and_labels(expr)[0]
+        for m in helpers.promql_metrics_and_labels(expr)[0]
     }
     assert used >= set(IMAGE_METRICS) | IMAGE_ROW_SHARED
 
@@ -297,7 +259,9 @@ def _quantiles(exprs: list[str], histogram: str, matcher: str) -> set[str]:
     }
 
 
-def test_jobs_row(dashboard: dict[str, Any], metrics_declared: dict[str, Any]) -> None:
+def test_jobs_row(
+    dashboard: dict[str, Any], metrics_declared: dict[str, Any], helpers: Any
+) -> None:
     """Jobs processed by type and status, in progress, queue wait and run time
     p50/p95/p99, retries and failures of sink "jobs", dead-letter depth, and the lag of
     the job-worker's groups (on `jobs` and on the retry tiers)."""
@@ -306,7 +270,7 @@ def test_jobs_row(dashboard: dict[str, Any], metrics_declared: dict[str, Any]) -
     assert set(metrics_declared) >= JOB_METRICS, "metrics.py lost a job metric"
     series = {s: name for name, decl in metrics_declared.items() for s in decl.series()}
     every = [target["expr"] for panel in panels for target in panel["targets"]]
-    used = {series[m] for e in every for m in promql_metrics_and_labels(e)[0]}
+    used = {series[m] for e in every for m in helpers.promql_metrics_and_labels(e)[0]}
     assert used >= JOB_METRICS, f"no Jobs panel for {sorted(JOB_METRICS - used)}"
 
     assert any(
@@ -338,7 +302,9 @@ def test_jobs_row(dashboard: dict[str, Any], metrics_declared: dict[str, Any]) -
         assert not re.fullmatch(pattern, group), group
 
 
-def test_health_checker_row(dashboard: dict[str, Any], metrics_declared: dict[str, Any]) -> None:
+def test_health_checker_row(
+    dashboard: dict[str, Any], metrics_declared: dict[str, Any], helpers: Any
+) -> None:
     """Probes/s by result, failures by reason, probe latency and lag p50/p99, probes in
     flight, targets (and shards) per replica, and the rate of target.down."""
     panels = _row_panels(dashboard, "Health checker")
@@ -346,7 +312,7 @@ def test_health_checker_row(dashboard: dict[str, Any], metrics_declared: dict[st
     assert set(metrics_declared) >= HEALTH_METRICS, "metrics.py lost a health-checker metric"
     series = {s: name for name, decl in metrics_declared.items() for s in decl.series()}
     every = [target["expr"] for panel in panels for target in panel["targets"]]
-    used = {series[m] for expr in every for m in promql_metrics_and_labels(expr)[0]}
+    used = {series[m] for expr in every for m in helpers.promql_metrics_and_labels(expr)[0]}
     assert used >= HEALTH_METRICS
 
     assert any("health_probes_total" in e and "by (result)" in e for e in every)

@@ -107,9 +107,7 @@ def test_k8s_settings_and_shutdown(
     own = {e["name"]: e["value"] for e in container["env"]}
     for name in SETTINGS:
         assert own.get(name), f"{name} is not set on the health-checker container"
-    env = dict(index[("ConfigMap", "switchyard-config")]["data"])
-    env.update(index[("Secret", "switchyard-secrets")]["stringData"])
-    env.update(own)
+    env = helpers.container_env(rendered[target], SERVICE)
     settings = helpers.load_settings_from(env, monkeypatch, tmp_path)
     _check_settings(settings)
     grace = settings.health_checker.shutdown_grace_seconds
@@ -133,9 +131,13 @@ def test_k8s_probes_replicas_and_disruption_budget(
     assert budget["maxUnavailable"] == 1
     labels = pod["metadata"]["labels"]
     assert budget["selector"]["matchLabels"].items() <= labels.items()
-    replicas = deployment["spec"].get("replicas", 1)
     if target == "prod":
-        assert replicas >= 2, "two replicas share the targets"
+        (scaled,) = [
+            r
+            for r in rendered[target]
+            if r["kind"] == "ScaledObject" and r["spec"]["scaleTargetRef"]["name"] == SERVICE
+        ]
+        assert scaled["spec"]["minReplicaCount"] >= 2, "two replicas share the targets"
         limit = container["resources"]["limits"]["cpu"]
         assert float(limit.removesuffix("m")) / (1000 if limit.endswith("m") else 1) >= 1
 

@@ -136,29 +136,32 @@ def _index(resources: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, A
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_k8s_media_claim(target: str, rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """The media volume is ReadWriteOnce (most managed clusters offer no ReadWriteMany):
+    only the image-worker mounts it (the API never reads the files), and its replicas
+    are kept on the node that mounts it."""
     index = _index(rendered[target])
-    claims = {}
-    for deployment in (SERVICE, "api"):
-        spec = index[("Deployment", deployment)]["spec"]["template"]["spec"]
-        (container,) = spec["containers"]
-        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-        assert not mounts[MEDIA_ROOT].get("readOnly") or deployment == "api"
-        volumes = {v["name"]: v for v in spec["volumes"]}
-        claims[deployment] = volumes[mounts[MEDIA_ROOT]["name"]]["persistentVolumeClaim"][
-            "claimName"
-        ]
-        assert spec["securityContext"]["fsGroup"] == 10001, "the volume is writable by uid 10001"
-    assert claims[SERVICE] == claims["api"], "the API reads what the image-worker writes"
-    claim = index[("PersistentVolumeClaim", claims[SERVICE])]
-    modes = claim["spec"]["accessModes"]
-    replicas = index[("Deployment", SERVICE)]["spec"].get("replicas", 1)
-    if target == "dev":
-        assert modes == ["ReadWriteOnce"], "one node"
-    else:
-        # Replicas (and the API pods) on several nodes mount it at once.
-        assert modes == ["ReadWriteMany"]
-    if target == "prod":
-        assert replicas >= 2
+    pod = index[("Deployment", SERVICE)]["spec"]["template"]
+    spec = pod["spec"]
+    (container,) = spec["containers"]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert not mounts[MEDIA_ROOT].get("readOnly")
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    claim_name = volumes[mounts[MEDIA_ROOT]["name"]]["persistentVolumeClaim"]["claimName"]
+    assert spec["securityContext"]["fsGroup"] == 10001, "the volume is writable by uid 10001"
+    claim = index[("PersistentVolumeClaim", claim_name)]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    (together,) = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert together["topologyKey"] == "kubernetes.io/hostname"
+    assert together["labelSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    for resource in rendered[target]:
+        if resource["kind"] == "Deployment" and resource["metadata"]["name"] != SERVICE:
+            claims = [
+                v["persistentVolumeClaim"]["claimName"]
+                for v in resource["spec"]["template"]["spec"]["volumes"]
+                if "persistentVolumeClaim" in v
+            ]
+            assert claim_name not in claims, f"{resource['metadata']['name']} mounts the media"
+    assert "sizeLimit" in volumes[mounts["/tmp"]["name"]]["emptyDir"]
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -189,9 +192,7 @@ def test_k8s_settings_and_resources_fit_pillow(
     own = {e["name"]: e["value"] for e in container["env"]}
     for name in SETTINGS:
         assert own.get(name), f"{name} is not set on the image-worker container"
-    env = dict(index[("ConfigMap", "switchyard-config")]["data"])
-    env.update(index[("Secret", "switchyard-secrets")]["stringData"])
-    env.update(own)
+    env = helpers.container_env(rendered[target], SERVICE)
     settings = helpers.load_settings_from(env, monkeypatch, tmp_path)
     assert str(settings.media_root) == MEDIA_ROOT
     assert settings.fetch.allow == (), "no private address is fetched unless asked"

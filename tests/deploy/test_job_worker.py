@@ -1,7 +1,7 @@
 """The job-worker's deployment, in compose and in every kustomize target: its JOBS__
 settings are set where it runs and load, a stopped replica has the time to hand its
 running jobs back before it is killed, its probes are on the admin port, the topics it
-consumes come from the platform's catalogue, and the optional KEDA overlay scales it on
+consumes come from the platform's catalogue, and the prod overlay's KEDA scales it on
 its consumer group's lag on `jobs`."""
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ TARGETS = {
     "base": K8S / "base",
     "dev": K8S / "overlays/dev",
     "prod": K8S / "overlays/prod",
-    "prod-keda": K8S / "overlays/prod-keda",
 }
 SERVICE = "job-worker"
 # The job-worker's settings that change how it runs and stops: set explicitly wherever it
@@ -36,37 +35,6 @@ HAND_BACK_SECONDS = 15
 # The consumer groups of the job-worker (services/job-worker/DESIGN.md, "Topics").
 GROUP = "job-worker"
 RETRY_GROUPS = ("job-worker-retry-5s", "job-worker-retry-1m", "job-worker-retry-10m")
-# The ScaledObject fields KEDA 2.x defines (its CRD, keda.sh_scaledobjects.yaml), and
-# the metadata its `kafka` scaler reads (keda.sh/docs/2.x/scalers/apache-kafka/): an
-# unknown key is ignored by KEDA, so a misspelt one would silently do nothing.
-SCALED_OBJECT_SPEC = {
-    "scaleTargetRef",
-    "pollingInterval",
-    "cooldownPeriod",
-    "initialCooldownPeriod",
-    "idleReplicaCount",
-    "minReplicaCount",
-    "maxReplicaCount",
-    "advanced",
-    "fallback",
-    "triggers",
-}
-KAFKA_SCALER_METADATA = {
-    "bootstrapServers",
-    "consumerGroup",
-    "topic",
-    "lagThreshold",
-    "activationLagThreshold",
-    "offsetResetPolicy",
-    "allowIdleConsumers",
-    "scaleToZeroOnInvalidOffset",
-    "excludePersistentLag",
-    "limitToPartitionsWithLag",
-    "partitionLimitation",
-    "version",
-    "sasl",
-    "tls",
-}
 
 
 def _seconds(duration: str) -> float:
@@ -126,16 +94,15 @@ def _index(resources: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, A
 
 
 def _settings(
-    index: dict[tuple[str, str], dict[str, Any]],
+    resources: list[dict[str, Any]],
     helpers: Any,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> tuple[Any, dict[str, str]]:
+    index = _index(resources)
     (container,) = index[("Deployment", SERVICE)]["spec"]["template"]["spec"]["containers"]
     own = {e["name"]: e["value"] for e in container["env"]}
-    env = dict(index[("ConfigMap", "switchyard-config")]["data"])
-    env.update(index[("Secret", "switchyard-secrets")]["stringData"])
-    env.update(own)
+    env = helpers.container_env(resources, SERVICE)
     return helpers.load_settings_from(env, monkeypatch, tmp_path), own
 
 
@@ -148,7 +115,7 @@ def test_k8s_settings_and_termination_grace(
     tmp_path: Path,
 ) -> None:
     index = _index(rendered[target])
-    settings, own = _settings(index, helpers, monkeypatch, tmp_path)
+    settings, own = _settings(rendered[target], helpers, monkeypatch, tmp_path)
     for name in SETTINGS:
         assert own.get(name), f"{name} is not set on the job-worker container"
     spec = index[("Deployment", SERVICE)]["spec"]["template"]["spec"]
@@ -211,26 +178,32 @@ def test_topics_come_from_the_catalogue(
 
 @pytest.fixture(scope="module")
 def scaled_object(rendered: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    (found,) = [r for r in rendered["prod-keda"] if r["kind"] == "ScaledObject"]
+    (found,) = [
+        r
+        for r in rendered["prod"]
+        if r["kind"] == "ScaledObject" and r["spec"]["scaleTargetRef"]["name"] == SERVICE
+    ]
     return found
 
 
-def test_keda_only_in_its_overlay(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    """Clusters without KEDA apply base, dev or prod: no custom resource there."""
-    for target in ("base", "dev", "prod"):
+def test_keda_only_in_prod(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """Clusters without KEDA apply base or dev: no custom resource there."""
+    for target in ("base", "dev"):
         assert all(r["apiVersion"] != "keda.sh/v1alpha1" for r in rendered[target]), target
 
 
-def test_keda_scaled_object_fields(scaled_object: dict[str, Any]) -> None:
+def test_keda_scaled_object_fields(scaled_object: dict[str, Any], helpers: Any) -> None:
     assert scaled_object["apiVersion"] == "keda.sh/v1alpha1"
     spec = scaled_object["spec"]
-    assert set(spec) <= SCALED_OBJECT_SPEC, sorted(set(spec) - SCALED_OBJECT_SPEC)
+    assert set(spec) <= helpers.SCALED_OBJECT_SPEC, sorted(set(spec) - helpers.SCALED_OBJECT_SPEC)
     for key in ("pollingInterval", "cooldownPeriod", "minReplicaCount", "maxReplicaCount"):
         assert isinstance(spec[key], int) and spec[key] >= 0, key
     (trigger,) = spec["triggers"]
     assert trigger["type"] == "kafka"
     metadata = trigger["metadata"]
-    assert set(metadata) <= KAFKA_SCALER_METADATA, sorted(set(metadata) - KAFKA_SCALER_METADATA)
+    assert set(metadata) <= helpers.KAFKA_SCALER_METADATA, sorted(
+        set(metadata) - helpers.KAFKA_SCALER_METADATA
+    )
     # The CRD declares metadata as a map of strings: a YAML number or boolean is refused.
     assert all(isinstance(value, str) for value in metadata.values()), metadata
     assert int(metadata["lagThreshold"]) > 0
@@ -268,7 +241,7 @@ def test_keda_scales_the_job_worker_on_its_lag(
     """The target is the job-worker Deployment, which leaves its replicas to KEDA's HPA;
     the trigger reads the lag of the group the worker consumes `jobs` with, on the broker
     and under the topic name the worker uses, and never scales beyond the partitions."""
-    index = _index(rendered["prod-keda"])
+    index = _index(rendered["prod"])
     deployment = index[("Deployment", SERVICE)]
     assert scaled_object["metadata"]["namespace"] == deployment["metadata"]["namespace"]
     assert scaled_object["spec"]["scaleTargetRef"] == {
@@ -279,10 +252,10 @@ def test_keda_scales_the_job_worker_on_its_lag(
     assert "replicas" not in deployment["spec"], "KEDA's HPA owns the replicas"
     assert not any(
         r["kind"] == "HorizontalPodAutoscaler" and r["spec"]["scaleTargetRef"]["name"] == SERVICE
-        for r in rendered["prod-keda"]
+        for r in rendered["prod"]
     ), "a second autoscaler would fight KEDA's"
 
-    settings, _ = _settings(index, helpers, monkeypatch, tmp_path)
+    settings, _ = _settings(rendered["prod"], helpers, monkeypatch, tmp_path)
     from switchyard.kafka.topics import job_topics
 
     metadata = scaled_object["spec"]["triggers"][0]["metadata"]
@@ -292,9 +265,6 @@ def test_keda_scales_the_job_worker_on_its_lag(
     assert metadata["consumerGroup"] not in RETRY_GROUPS, "retry tiers wait on purpose"
     spec = scaled_object["spec"]
     assert 2 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= settings.kafka.partitions
-    # Without KEDA, prod runs a fixed count within the same bounds.
-    prod = _index(rendered["prod"])[("Deployment", SERVICE)]["spec"]["replicas"]
-    assert spec["minReplicaCount"] <= prod <= spec["maxReplicaCount"]
 
 
 def test_compose_fetch_allow_is_its_own(helpers: Any) -> None:
@@ -319,5 +289,5 @@ def test_k8s_fetches_public_addresses_only(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    settings, _ = _settings(_index(rendered[target]), helpers, monkeypatch, tmp_path)
+    settings, _ = _settings(rendered[target], helpers, monkeypatch, tmp_path)
     assert settings.fetch.allow == ()

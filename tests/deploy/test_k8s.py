@@ -22,15 +22,21 @@ TARGETS = {
     "base": K8S / "base",
     "dev": K8S / "overlays/dev",
     "prod": K8S / "overlays/prod",
-    "prod-keda": K8S / "overlays/prod-keda",
 }
 # Overlays and what they build on.
-OVERLAYS = {"dev": "base", "prod": "base", "prod-keda": "prod"}
+OVERLAYS = {"dev": "base", "prod": "base"}
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
-# Custom resources: kubernetes-validate has no schema for them; test_job_worker.py checks
-# the KEDA ScaledObject's fields instead.
-CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject")}
-# Deployment -> (image/service, command, metrics port)
+# Custom resources: kubernetes-validate has no schema for them; test_autoscaling.py and
+# test_alerts.py check their fields instead.
+CUSTOM_KINDS = {
+    ("keda.sh/v1alpha1", "ScaledObject"),
+    ("keda.sh/v1alpha1", "TriggerAuthentication"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
+# Every process serves /metrics (and /healthz, /readyz) on ADMIN_PORT.
+ADMIN_PORT = 9100
+# Deployment -> (image/service, command, the port its probes use)
 APPS = {
     "api": ("api", ["switchyard-api", "serve"], 8080),
     "outbox-relay": ("api", ["switchyard-api", "relay"], 9100),
@@ -156,9 +162,10 @@ def test_app_deployments(
         http_get = container[probe]["httpGet"]
         assert http_get["path"] == path, f"{deployment} {probe}"
         assert ports[http_get["port"]] == port, f"{deployment} {probe} port"
+    assert ports["admin"] == ADMIN_PORT, f"{deployment}: /metrics is on the admin port"
     annotations = pod["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(port)
+    assert annotations["prometheus.io/port"] == str(ADMIN_PORT)
     assert annotations["prometheus.io/path"] == "/metrics"
 
     resources = container["resources"]
@@ -178,16 +185,16 @@ def test_app_deployments(
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert set(mounts.values()) <= set(volumes)
         assert "emptyDir" in volumes[mounts["/tmp"]]
-        referenced = [
-            (kind, source[field]["name"])
-            for source in each["envFrom"]
-            for field, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret"))
-            if field in source
-        ]
-        assert ("ConfigMap", "switchyard-config") in referenced
-        assert ("Secret", "switchyard-secrets") in referenced
-        for ref in referenced:
-            assert ref in index, f"{deployment}: {ref} is not rendered"
+        config_maps = [s["configMapRef"]["name"] for s in each["envFrom"] if "configMapRef" in s]
+        secrets = [s["secretRef"]["name"] for s in each["envFrom"] if "secretRef" in s]
+        (config_map,) = config_maps
+        assert ("ConfigMap", config_map) in index, f"{deployment}: {config_map} is not rendered"
+        assert config_map.startswith("switchyard-config-"), "the generated, content-named one"
+        (secret,) = secrets
+        if target == "dev":
+            assert ("Secret", secret) in index and secret.startswith("switchyard-secrets-")
+        else:
+            assert secret == helpers.APP_SECRET, "base and prod read the Secret made outside"
     for volume in spec["volumes"]:
         claim = volume.get("persistentVolumeClaim")
         if claim:
@@ -203,8 +210,37 @@ def test_app_deployments(
 
     if deployment == "api":
         assert "replicas" not in resource["spec"], "the HPA owns the API's replicas"
-        assert spec["initContainers"][0]["command"] == ["switchyard", "db", "upgrade"]
         assert container["lifecycle"]["preStop"]
+
+
+# Every Deployment whose code touches PostgreSQL (all of them: the API and the relay for
+# their tables and the outbox, the workers for their sinks, jobs, products and targets).
+DATABASE_DEPLOYMENTS = set(APPS)
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_database_deployments_wait_for_the_schema(
+    target: str, rendered: dict[str, list[dict[str, Any]]], helpers: Any
+) -> None:
+    """Before its code runs, each such pod has the schema at this image's head revision:
+    the API applies it (``db upgrade``, serialised by an advisory lock), every other one
+    waits for it (``db wait``), so no record meets a missing table."""
+    index = _index(rendered[target])
+    for deployment in sorted(DATABASE_DEPLOYMENTS):
+        spec = index[("Deployment", deployment)]["spec"]["template"]["spec"]
+        (main,) = spec["containers"]
+        init = spec.get("initContainers", [])
+        assert init, f"{deployment} starts without waiting for the schema"
+        first = init[0]
+        if deployment == "api":
+            assert first["command"] == ["switchyard", "db", "upgrade"]
+        else:
+            assert first["command"][:3] == ["switchyard", "db", "wait"], deployment
+            timeout = first["command"][first["command"].index("--timeout") + 1]
+            assert 0 < int(timeout) <= 900, deployment
+        assert first["image"] == main["image"], f"{deployment}: the schema of its own code"
+        assert first["envFrom"] == main["envFrom"], f"{deployment}: the same database"
+        assert "switchyard" in helpers.image_scripts(APPS[deployment][0])
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -238,13 +274,6 @@ def test_migration_job(target: str, rendered: dict[str, list[dict[str, Any]]]) -
     assert container["image"] == api_image, "migrations come from the API's image"
 
 
-def _settings_env(resources: list[dict[str, Any]]) -> dict[str, str]:
-    index = _index(resources)
-    env = dict(index[("ConfigMap", "switchyard-config")]["data"])
-    env.update(index[("Secret", "switchyard-secrets")]["stringData"])
-    return env
-
-
 @pytest.mark.parametrize("target", sorted(TARGETS))
 @pytest.mark.parametrize("deployment", sorted(APPS))
 def test_configuration_loads_into_settings(
@@ -260,8 +289,7 @@ def test_configuration_loads_into_settings(
     index = _index(rendered[target])
     spec = index[("Deployment", deployment)]["spec"]["template"]["spec"]
     container = spec["containers"][0]
-    env = _settings_env(rendered[target])
-    env.update({e["name"]: e["value"] for e in container.get("env", [])})
+    env = helpers.container_env(rendered[target], deployment)
     for key in env:
         assert helpers.is_setting(key), f"{key} is not a setting"
     for key in (
@@ -277,6 +305,12 @@ def test_configuration_loads_into_settings(
         assert env.get(key), key
     assert env["SERVICE_NAME"] == deployment
     settings = helpers.load_settings_from(env, monkeypatch, tmp_path)
+    ca = env.get("KAFKA__SSL_CA_LOCATION")
+    if ca:
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        (directory,) = [path for path in mounts if ca.startswith(path + "/")]
+        assert "secret" in volumes[mounts[directory]], f"{ca} is not a mounted Secret"
     # The container ports and probes checked above assume these values.
     assert settings.admin_port == 9100
     assert (settings.api.host, settings.api.port) == ("0.0.0.0", 8080)
@@ -290,10 +324,12 @@ def test_configuration_loads_into_settings(
         assert "persistentVolumeClaim" in volumes[mounts[path]], f"{path} must persist"
 
 
-def test_dev_overlay_runs_its_own_infrastructure(rendered: dict[str, list[dict[str, Any]]]) -> None:
+def test_dev_overlay_runs_its_own_infrastructure(
+    rendered: dict[str, list[dict[str, Any]]], helpers: Any
+) -> None:
     resources = rendered["dev"]
     index = _index(resources)
-    env = _settings_env(resources)
+    env = helpers.container_env(resources, "api")
     for name, image in (
         ("kafka", "apache/kafka:"),
         ("postgres", "postgres:17"),
@@ -348,11 +384,19 @@ def test_overlays_namespace_everything(
 
 def test_prod_overlay_pins_images_and_scales(rendered: dict[str, list[dict[str, Any]]]) -> None:
     index = _index(rendered["prod"])
+    scaled = {
+        r["spec"]["scaleTargetRef"]["name"]: r["spec"]
+        for r in rendered["prod"]
+        if r["kind"] == "ScaledObject"
+    }
     for deployment in APPS:
         spec = index[("Deployment", deployment)]["spec"]
         tag = spec["template"]["spec"]["containers"][0]["image"].rpartition(":")[2]
         assert tag not in ("latest", "dev", "")
-        if deployment != "api":
+        if deployment in scaled:
+            assert "replicas" not in spec, f"{deployment}: KEDA owns its replicas"
+            assert scaled[deployment]["minReplicaCount"] >= 2, deployment
+        elif deployment != "api":
             assert spec["replicas"] >= 2, deployment
     assert index[("HorizontalPodAutoscaler", "api")]["spec"]["minReplicas"] >= 2
     assert not any(r["kind"] == "StatefulSet" for r in rendered["prod"]), (
@@ -360,11 +404,62 @@ def test_prod_overlay_pins_images_and_scales(rendered: dict[str, list[dict[str, 
     )
 
 
-def test_secret_placeholders_are_marked(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    """The base ships no usable secret: every value says it must be replaced."""
-    secret = _index(rendered["base"])[("Secret", "switchyard-secrets")]
-    for key, value in secret["stringData"].items():
-        assert "CHANGE-ME" in value, key
+# Values copied from templates that must never reach a cluster (compared in lower case).
+PLACEHOLDERS = ("change-me", "changeme", "change_me", "replace-me", "your-password", "todo")
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return [node] if isinstance(node, str) else []
+
+
+@pytest.mark.parametrize("target", ["base", "prod"])
+def test_no_secret_value_outside_dev(
+    target: str, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Applying base or prod never overwrites a real Secret: they render none, no
+    setting carries a credential, and no value anywhere is a placeholder."""
+    resources = rendered[target]
+    assert not [r["metadata"]["name"] for r in resources if r["kind"] == "Secret"]
+    for config_map in (r for r in resources if r["kind"] == "ConfigMap"):
+        for key, value in config_map["data"].items():
+            assert not urlsplit(value).password, f"{key} carries a password"
+            assert not any(word in key for word in ("TOKEN", "PASSWORD", "DATABASE_URL"))
+    for resource in resources:
+        for text in _strings(resource):
+            assert not any(p in text.lower() for p in PLACEHOLDERS), (_key(resource), text)
+
+
+def test_dev_secret_is_generated_and_passes_the_services_checks(
+    rendered: dict[str, list[dict[str, Any]]], helpers: Any
+) -> None:
+    (secret,) = [
+        r
+        for r in rendered["dev"]
+        if r["kind"] == "Secret"
+        and "switchyard" in r["metadata"]["name"]
+        and r["metadata"]["name"] != "postgres-credentials"
+    ]
+    values = helpers.secret_values(secret)
+    assert set(values) == helpers.external_secret_keys() - {
+        "KAFKA__SASL_USERNAME",
+        "KAFKA__SASL_PASSWORD",
+    }, "dev has the prod Secret's keys, less Kafka's credentials (a plaintext broker)"
+    token = values["ADMIN_TOKEN"]
+    assert len(token) >= 32 and len(set(token)) > 8, "the services refuse short tokens"
+    assert not any(p in token.lower() for p in PLACEHOLDERS)
+
+
+def test_external_secret_example_names_what_the_pods_read(helpers: Any) -> None:
+    keys = helpers.external_secret_keys()
+    assert keys == set(helpers.SAMPLE_SECRET_VALUES)
+    for key in keys:
+        assert helpers.is_setting(key), key
+    example = yaml.safe_load(helpers.EXTERNAL_SECRET_EXAMPLE.read_text())
+    assert example["spec"]["target"]["name"] == helpers.APP_SECRET
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -383,3 +478,93 @@ def test_grpc_api_serves_its_port(target: str, rendered: dict[str, list[dict[str
     assert grpc_port["port"] == DEFAULT_PORT and grpc_port["appProtocol"] == "grpc"
     # Calls in flight get --grace-seconds (20 s) after the 5 s preStop.
     assert pod["terminationGracePeriodSeconds"] >= 5 + 20 + 5
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", "the reader knows In only"
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def _allowed_ports(
+    policies: list[dict[str, Any]], labels: dict[str, str], direction: str
+) -> set[int | str]:
+    """Ports some policy opens for a pod with ``labels`` in ``direction`` ("ingress" or
+    "egress"); "*" when a rule opens every port."""
+    ports: set[int | str] = set()
+    for policy in policies:
+        spec = policy["spec"]
+        if direction.capitalize() not in spec["policyTypes"]:
+            continue
+        if not _selects(spec["podSelector"], labels):
+            continue
+        for rule in spec.get(direction, []):
+            if not rule.get("ports"):
+                ports.add("*")
+            ports.update(p["port"] for p in rule.get("ports", []))
+    return ports
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_network_policies_deny_by_default_and_allow_what_each_pod_needs(
+    target: str, rendered: dict[str, list[dict[str, Any]]], helpers: Any
+) -> None:
+    policies = [r for r in rendered[target] if r["kind"] == "NetworkPolicy"]
+    deny = [
+        p
+        for p in policies
+        if p["spec"]["podSelector"] == {}
+        and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
+    assert deny, "no default-deny policy"
+    for deployment in APPS:
+        pod = _index(rendered[target])[("Deployment", deployment)]["spec"]["template"]
+        labels = pod["metadata"]["labels"]
+        ingress = _allowed_ports(policies, labels, "ingress")
+        for container in pod["spec"]["containers"]:
+            for port in container["ports"]:
+                assert port["containerPort"] in ingress, f"{deployment}: {port} unreachable"
+        egress = _allowed_ports(policies, labels, "egress")
+        env = helpers.container_env(rendered[target], deployment)
+        kafka_port = int(env["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[1])
+        needed = {53, 5432, 6379, kafka_port}
+        if deployment in ("image-worker", "job-worker"):
+            needed |= {80, 443}  # product images, http.request jobs
+        assert "*" in egress or needed <= egress, f"{deployment}: {needed - egress} blocked"
+
+
+# Pod Security Admission per overlay: prod's pods all meet "restricted"; dev's
+# infrastructure images start as root, so dev enforces "baseline" and warns on the rest.
+POD_SECURITY = {"prod": "restricted", "dev": "baseline"}
+
+
+@pytest.mark.parametrize("target", sorted(POD_SECURITY))
+def test_namespaces_carry_pod_security_labels(
+    target: str, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    (namespace,) = [r for r in rendered[target] if r["kind"] == "Namespace"]
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == POD_SECURITY[target]
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_every_deployment_has_a_disruption_budget(
+    target: str, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Node drains evict one replica of a Deployment at a time."""
+    budgets = [r["spec"] for r in rendered[target] if r["kind"] == "PodDisruptionBudget"]
+    for deployment in APPS:
+        labels = _index(rendered[target])[("Deployment", deployment)]["spec"]["template"][
+            "metadata"
+        ]["labels"]
+        covering = [b for b in budgets if b["selector"]["matchLabels"].items() <= labels.items()]
+        assert len(covering) == 1, f"{deployment}: {len(covering)} disruption budgets"
+        assert covering[0].get("maxUnavailable") == 1, deployment

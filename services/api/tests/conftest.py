@@ -25,4 +25,4 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-of-the-suite-only-0001"}

@@ -106,6 +106,28 @@ def test_a_removed_target_is_never_probed_again_and_its_result_is_dropped(
     run(scenario())
 
 
+def test_a_target_added_after_all_were_removed_and_their_slots_passed_is_probed(
+    run: Any, serve: Any
+) -> None:
+    # Found in the dev stack: 2,000 targets deleted, their last heap items fired, and the
+    # emptied heap left the timer unarmable: a target added later was never probed.
+    async def scenario() -> None:
+        results = Results()
+        async with (
+            serve() as server,
+            Prober() as prober,
+            Scheduler(prober.probe, results) as scheduler,
+        ):
+            scheduler.upsert(target(1, server.url("/t/1")))
+            await until(lambda: server.hits["/t/1"] >= 1)
+            scheduler.remove(1)
+            await asyncio.sleep(0.5)  # its stale slot comes due and empties the heap
+            scheduler.upsert(target(2, server.url("/t/2")))
+            await until(lambda: results.by_target[2] >= 2)
+
+    run(scenario())
+
+
 def test_a_changed_interval_or_url_applies_at_once(run: Any, serve: Any) -> None:
     async def scenario() -> None:
         async with (

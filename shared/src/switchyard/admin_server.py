@@ -1,6 +1,10 @@
-"""A tiny HTTP server for worker processes: /healthz, /readyz and /metrics.
+"""A tiny HTTP server for the operational endpoints: /healthz, /readyz and /metrics.
 
-Workers have no web framework; this runs beside their main loop in a daemon thread.
+Guarantee: /healthz depends on nothing but this process (liveness never follows another
+service); /readyz answers 503 only when its readiness source says the process cannot
+serve; /metrics is this process's registry, or every process's in multiprocess mode.
+Workers have no web framework: this runs beside their main loop in a daemon thread (and
+in the API's gunicorn master, for the whole server, on ADMIN_PORT).
 """
 
 from __future__ import annotations
@@ -11,13 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 
 from switchyard import metrics
-from switchyard.readiness import Readiness
+from switchyard.readiness import ReadinessSource
 
 
 class AdminServer:
-    """Serves the three operational endpoints of one worker process."""
+    """Serves the three operational endpoints of one process."""
 
-    def __init__(self, readiness: Readiness, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, readiness: ReadinessSource, host: str = "127.0.0.1", port: int = 0):
         self.readiness = readiness
         self.alive = True
         handler = _handler_for(self)

@@ -46,6 +46,29 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database migrated to {revision}")
 
 
+@db.command("wait")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, 86_400),
+    default=300.0,
+    show_default=True,
+    help="seconds to wait before giving up (exit 1)",
+)
+def db_wait(timeout: float) -> None:
+    """Wait until the database's schema is at the head revision this code ships.
+
+    Exits 0 once it is (an init container before every service that uses the database),
+    1 with the reason after ``--timeout`` seconds."""
+    from switchyard.db.migrate import SchemaNotReady, wait_for_head
+
+    settings = cli_settings()
+    try:
+        head = wait_for_head(settings, timeout, on_wait=lambda why: click.echo(f"waiting: {why}"))
+    except SchemaNotReady as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"database schema at head ({head})")
+
+
 @main.group()
 def users() -> None:
     """Users, straight from the database."""

@@ -33,6 +33,16 @@ from pydantic_settings import (
 )
 
 CONFIG_FILE_ENV = "SWITCHYARD_CONFIG"
+ADMIN_TOKEN_MIN_LENGTH = 32
+# Values copied from examples and templates; compared case-insensitively.
+PLACEHOLDER_TOKENS = frozenset(
+    {
+        "change-me", "changeme", "change_me", "changeit", "replace-me", "replaceme",
+        "admin", "admin-token", "secret", "password", "passw0rd", "token", "default",
+        "example", "test", "dev", "dev-admin-token", "test-admin-token", "todo", "xxx",
+    }
+)  # fmt: skip
+HOW_TO_MAKE_ONE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class ConfigError(RuntimeError):
@@ -43,11 +53,57 @@ class KafkaSettings(BaseModel):
     topic_prefix: str = ""
     partitions: int = Field(default=6, ge=1, le=1000)
     replication_factor: int = Field(default=1, ge=1, le=10)
+    # Set on the topics we create; None: replication_factor - 1 capped at 2, so a
+    # partition keeps taking acks=all writes with one replica down (1 when unreplicated).
+    min_insync_replicas: int | None = Field(default=None, ge=1, le=10)
+    # Connection security, used by every producer, consumer and admin client
+    # (switchyard.kafka.client_config.common_config).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # PEM bundle of the CAs that signed the brokers' certificates; None: the system's.
+    ssl_ca_location: Path | None = None
     # tansu (the dev broker) takes about half of this to finish a group join.
     session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
     producer_linger_ms: int = Field(default=2, ge=0, le=1_000)
     producer_max_buffered_messages: int = Field(default=100_000, ge=1, le=10_000_000)
     delivery_timeout_ms: int = Field(default=30_000, ge=1_000, le=600_000)
+
+    @property
+    def topic_min_insync_replicas(self) -> int:
+        """``min.insync.replicas`` for new topics: never above the replication factor."""
+        if self.min_insync_replicas is not None:
+            return self.min_insync_replicas
+        return max(1, min(2, self.replication_factor - 1))
+
+    @field_validator("ssl_ca_location")
+    @classmethod
+    def _ca_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> KafkaSettings:
+        problems = []
+        if self.security_protocol.startswith("SASL_"):
+            if not self.sasl_username:
+                problems.append("KAFKA__SASL_USERNAME is required")
+            if self.sasl_password is None or not self.sasl_password.get_secret_value():
+                problems.append("KAFKA__SASL_PASSWORD is required")
+        if self.ssl_ca_location is not None and not self.security_protocol.endswith("SSL"):
+            problems.append("KAFKA__SSL_CA_LOCATION needs SSL or SASL_SSL")
+        if self.min_insync_replicas is not None and (
+            self.min_insync_replicas > self.replication_factor
+        ):
+            problems.append(
+                f"KAFKA__MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) is above "
+                f"KAFKA__REPLICATION_FACTOR ({self.replication_factor}): no write could succeed"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class ApiSettings(BaseModel):
@@ -59,6 +115,9 @@ class ApiSettings(BaseModel):
     user_cache_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
     # The jobs API over gRPC (`switchyard-api grpc`); 0: any free port (logged).
     grpc_port: int = Field(default=50051, ge=0, le=65535)
+    # GET /metrics on the public port (the dev contract); false: 404 there, and metrics
+    # only on ADMIN_PORT (served by the gunicorn master for every worker, always).
+    public_metrics: bool = True
 
 
 class CouponSettings(BaseModel):
@@ -290,7 +349,10 @@ class Settings(BaseSettings):
     service_name: str = "switchyard"
     environment: Literal["dev", "test", "prod"] = "dev"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/switchyard"
+    # Per engine (one per process): at most pool_size + max_overflow connections; the
+    # README's connection budget multiplies this by processes and replicas.
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Namespaces every Redis key, so stacks (or test runs) can share one server.
     redis_key_prefix: str = ""
@@ -298,7 +360,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] = "json"
-    # Port of a worker's /healthz /readyz /metrics server; 0 picks a free one.
+    # Port of the /healthz /readyz /metrics server of every service (the API's too, in
+    # its gunicorn master); 0 picks a free one (logged).
     admin_port: int = Field(default=9100, ge=0, le=65535)
     otel_exporter_otlp_endpoint: str | None = None
     # Where the image-worker stores compressed images (env ``MEDIA_ROOT``);
@@ -330,6 +393,22 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
+    @field_validator("admin_token")
+    @classmethod
+    def _strong_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        problem = None if value is None else weak_admin_token(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _prod_has_an_admin_token(self) -> Settings:
+        if self.environment == "prod" and self.admin_token is None:
+            raise ValueError(
+                f"ADMIN_TOKEN is required when ENVIRONMENT=prod; make one with: {HOW_TO_MAKE_ONE}"
+            )
+        return self
+
     @property
     def sqlalchemy_url(self) -> str:
         """The database URL with the driver SQLAlchemy should use."""
@@ -356,6 +435,19 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+def weak_admin_token(token: str) -> str | None:
+    """Why ``token`` may not guard the admin endpoints (with how to make one); None: fine."""
+    if not token.strip():
+        reason = "is empty (unset it, or set a real one)"
+    elif token.strip().lower() in PLACEHOLDER_TOKENS or len(set(token)) == 1:
+        reason = "is a placeholder"
+    elif len(token) < ADMIN_TOKEN_MIN_LENGTH:
+        reason = f"is shorter than {ADMIN_TOKEN_MIN_LENGTH} characters"
+    else:
+        return None
+    return f"the admin token {reason}; make one with: {HOW_TO_MAKE_ONE}"
+
+
 def config_file_path() -> Path | None:
     """The TOML file named by ``$SWITCHYARD_CONFIG``; None when it names none."""
     named = os.environ.get(CONFIG_FILE_ENV)
@@ -375,8 +467,17 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for error in exc.errors():
             name = "__".join(str(part) for part in error["loc"]).upper()
-            problems.append(f"  {name}={error.get('input')!r}: {error['msg']}")
+            shown = _shown(name, error.get("input"))
+            # A check across settings (no location) names its settings in its message.
+            problems.append(f"  {name}{shown}: {error['msg']}" if name else f"  {error['msg']}")
         raise ConfigError("invalid configuration:\n" + "\n".join(problems)) from None
+
+
+def _shown(name: str, value: Any) -> str:
+    """``=<value>`` for the error message; never a secret's value, nor a whole section."""
+    if "TOKEN" in name or "PASSWORD" in name or isinstance(value, dict) or not name:
+        return ""
+    return f"={value!r}"
 
 
 @lru_cache(maxsize=1)

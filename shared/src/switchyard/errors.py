@@ -17,7 +17,8 @@ and what the default consumer policy
     │       └── ProducerBusy ......... the producer's buffer is full: transient
     ├── also transient: ConnectionError, TimeoutError, KafkaException, SQLAlchemy
     │   OperationalError / InterfaceError / TimeoutError (or an invalidated
-    │   connection), redis ConnectionError / TimeoutError
+    │   connection), redis ConnectionError / TimeoutError, and PostgreSQL's
+    │   "relation does not exist" (UndefinedTable: the migrations have not run yet)
     └── anything else ................ a bug or bad data: the record is isolated,
                                        retried alone ``max_attempts`` times, then
                                        dead-lettered
@@ -25,6 +26,7 @@ and what the default consumer policy
 
 from __future__ import annotations
 
+import psycopg2.errors
 import redis
 import sqlalchemy.exc
 from confluent_kafka import KafkaException
@@ -48,6 +50,8 @@ _TRANSIENT = (
     KafkaException,
     ConnectionError,
     TimeoutError,
+    # A process that started before the migration Job finished: the table will come.
+    psycopg2.errors.UndefinedTable,
 )
 
 
@@ -55,6 +59,8 @@ def is_transient(exc: BaseException) -> bool:
     """True when ``exc`` says a dependency is down rather than the record is bad."""
     from switchyard.kafka.producer import PublishError
 
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc.orig, psycopg2.errors.UndefinedTable)
+    ):
         return True
     return isinstance(exc, (*_TRANSIENT, PublishError))

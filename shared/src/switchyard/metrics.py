@@ -171,10 +171,13 @@ events_published_total = Counter(
 events_consumed_total = Counter(
     "events_consumed_total", "Events handled by a consumer", ["topic", "group", "outcome"]
 )
+# One child per partition a member of this process owns (removed when it loses it), so
+# several consumer threads never overwrite each other; sum by (group, topic) for a topic.
 kafka_consumer_lag = Gauge(
     "kafka_consumer_lag",
-    "Records not yet committed by a consumer group",
-    ["topic", "group"],
+    "Records of a partition not yet committed by its consumer group (high watermark - "
+    "committed offset), as seen by the member that owns it",
+    ["group", "topic", "partition"],
     multiprocess_mode="livesum",
 )
 dead_letters_total = Counter("dead_letters_total", "Events sent to a dead-letter topic", ["topic"])

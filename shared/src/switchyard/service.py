@@ -76,11 +76,12 @@ def run_worker(
     configure_logging(name, settings.log_level, settings.log_format)
     tracing.configure_tracing(name, settings.otel_exporter_otlp_endpoint)
     stop = StopSignal().install()
-    context = WorkerContext(settings, stop, Readiness({}))
+    # A worker needs each of its dependencies for every record: all are required.
+    context = WorkerContext(settings, stop, Readiness({}, stopping=stop.is_set))
     checks = {
         "postgres": lambda: postgres_check(context.engine)(),
         "redis": lambda: redis_check(context.redis)(),
-        "kafka": kafka_check(settings.kafka_bootstrap_servers),
+        "kafka": kafka_check(settings),
     }
     for dependency in needs:
         context.readiness.add(dependency, checks[dependency])

@@ -55,3 +55,63 @@ def test_no_file_is_read_unless_named(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert load_settings().redis_url == "redis://127.0.0.1:6379/0"
     monkeypatch.setenv("SWITCHYARD_CONFIG", "var/dev/switchyard.toml")
     assert load_settings().redis_url == "redis://dev-stack:1/0"
+
+
+STRONG_TOKEN = "k3Jx9vQ2mW7pL4tR8yZ1aB6cD0eF5gH2iJ"
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("", "is empty"),
+        ("   ", "is empty"),
+        ("CHANGE-ME", "placeholder"),
+        ("changeme", "placeholder"),
+        ("Admin", "placeholder"),
+        ("secret", "placeholder"),
+        ("PASSWORD", "placeholder"),
+        ("token", "placeholder"),
+        ("x" * 40, "placeholder"),
+        ("a-fine-looking-but-short-token", "shorter than 32 characters"),
+    ],
+)
+def test_a_weak_admin_token_is_refused_with_how_to_make_one(
+    monkeypatch: pytest.MonkeyPatch, token: str, reason: str
+) -> None:
+    monkeypatch.setenv("ADMIN_TOKEN", token)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "ADMIN_TOKEN" in message and reason in message
+    assert "secrets.token_urlsafe(32)" in message
+    assert "ADMIN_TOKEN: " in message
+    assert f"ADMIN_TOKEN={token!r}" not in message, "the token itself is never printed"
+
+
+def test_a_strong_admin_token_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADMIN_TOKEN", STRONG_TOKEN)
+    token = load_settings().admin_token
+    assert token is not None and token.get_secret_value() == STRONG_TOKEN
+
+
+def test_prod_needs_an_admin_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ADMIN_TOKEN", raising=False)
+    monkeypatch.setenv("ENVIRONMENT", "prod")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "\n  Value error, ADMIN_TOKEN is required when ENVIRONMENT=prod" in str(caught.value)
+    monkeypatch.setenv("ADMIN_TOKEN", STRONG_TOKEN)
+    assert load_settings().environment == "prod"
+    monkeypatch.setenv("ENVIRONMENT", "dev")
+    monkeypatch.delenv("ADMIN_TOKEN")
+    assert load_settings().admin_token is None  # dev: the admin endpoints answer 401
+
+
+def test_every_bad_value_is_named_with_the_token_among_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ADMIN_TOKEN", "CHANGE-ME")
+    monkeypatch.setenv("API__PORT", "70000")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "ADMIN_TOKEN: " in str(caught.value) and "API__PORT='70000'" in str(caught.value)

@@ -23,7 +23,9 @@ from switchyard.kafka.consumer import (
     BatchHandler,
     ConsumedEvent,
     ConsumerRunner,
+    DeadLetters,
     FailurePolicy,
+    GroupMembership,
     Middleware,
     Outcome,
     RetryInPlaceThenDeadLetter,
@@ -110,6 +112,18 @@ class FakeConsumer:
 
     def assignment(self) -> list[TopicPartition]:
         return [TopicPartition(TOPIC, p) for p in self.partitions]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        # The next offset to fetch: past what was handed out; -1001 before any fetch.
+        served = {p: o for p, o in self._offsets.items() if o > 0}
+        for message in self.pending:
+            served[message.partition()] = min(
+                served.get(message.partition(), message.offset()), message.offset()
+            )
+        return [
+            TopicPartition(tp.topic, tp.partition, served.get(tp.partition, -1001))
+            for tp in partitions
+        ]
 
     def pause(self, partitions: list[TopicPartition]) -> None:
         self.pauses += 1
@@ -427,14 +441,82 @@ def test_middleware_wraps_every_handler_call(kafka: Setup) -> None:
     assert len(kafka.dlq.published) == 1
 
 
+def lag(group: str, partition: int) -> float | None:
+    """The exported lag of ``TOPIC[partition]`` for ``group``; None: no such series."""
+    labels = {"group": group, "topic": TOPIC, "partition": str(partition)}
+    return metrics.REGISTRY.get_sample_value("kafka_consumer_lag", labels)
+
+
 def test_the_default_metrics_count_handled_records_and_lag(kafka: Setup) -> None:
     group_ok = metrics.events_consumed_total.labels(TOPIC, "g", "ok")
     before = group_ok._value.get()
     kafka.consumer.watermark = 10
     kafka.consumer.add(["a", "b", "c"])
-    kafka.run(lambda events: None)
+    seen: list[float | None] = []
+    # One record per batch: each handler call sees the lag the previous commit left.
+    kafka.run(lambda events: seen.append(lag("g", 0)), max_batch=1)
     assert group_ok._value.get() - before == 3
-    assert metrics.kafka_consumer_lag.labels(TOPIC, "g")._value.get() == 7
+    assert seen[1:] == [9, 8]
+    assert lag("g", 0) is None, "a member leaving the group removes its partitions' lag"
+
+
+def _member(consumer: FakeConsumer, group: str = "g") -> GroupMembership:
+    member = GroupMembership(consumer, group, consumer.stop, DeadLetters(FakeDlq(), group))  # type: ignore[arg-type]
+    consumer.subscribe(
+        [TOPIC], on_assign=member.on_assign, on_revoke=member.on_revoke, on_lost=member.on_revoke
+    )
+    return member
+
+
+def test_lag_is_per_partition_from_positions_before_any_commit() -> None:
+    consumer = FakeConsumer(StopSignal(), partitions=(0, 1))
+    consumer.watermark = 10
+    consumer.add(["a", "b"], partition=0)
+    consumer.add(["c"], partition=1)
+    member = _member(consumer, "before-commit")
+    member.record_lag()
+    assert (lag("before-commit", 0), lag("before-commit", 1)) == (10, 10)
+    member.forget_all_lag()
+
+
+def test_lag_refreshes_on_each_cycle_and_after_a_commit_not_only_then() -> None:
+    consumer = FakeConsumer(StopSignal(), partitions=(0,))
+    consumer.watermark = 5
+    member = _member(consumer, "cycles")
+    member.record_lag()
+    assert lag("cycles", 0) is None, "nothing fetched yet: unknown, not a made-up 5"
+    consumer.add(["a", "b", "c"])
+    consumer.consume(2, 0)
+    member.record_lag(force=True)
+    assert lag("cycles", 0) == 3, "from the position (two fetched), before any commit"
+    member.commit({(TOPIC, 0): 0})
+    assert lag("cycles", 0) == 4, "from the committed offset once there is one"
+    consumer.watermark = 9  # more records arrived; no commit since
+    member.record_lag(force=True)
+    assert lag("cycles", 0) == 8
+    member.forget_all_lag()
+
+
+def test_two_members_in_one_process_each_report_their_own_partitions() -> None:
+    """Two consumer threads of one group: neither overwrites the other; a rebalance moves
+    a partition's series to its new owner and the old owner's child is removed."""
+    first = FakeConsumer(StopSignal(), partitions=(0,))
+    second = FakeConsumer(StopSignal(), partitions=(1,))
+    first.watermark, second.watermark = 10, 20
+    one, two = _member(first, "shared"), _member(second, "shared")
+    one.commit({(TOPIC, 0): 3})
+    two.commit({(TOPIC, 1): 4})
+    assert (lag("shared", 0), lag("shared", 1)) == (6, 15)
+
+    second.revoke(1)  # the rebalance: partition 1 moves to the first member
+    assert lag("shared", 1) is None, "revoked: the old owner stops counting it"
+    first.assign(1)
+    one.commit({(TOPIC, 1): 7})
+    assert (lag("shared", 0), lag("shared", 1)) == (6, 2)
+    two.record_lag(force=True)
+    assert lag("shared", 1) == 2, "the member without it leaves the new owner's value alone"
+    one.forget_all_lag()
+    assert (lag("shared", 0), lag("shared", 1)) == (None, None)
 
 
 # -- ForwardToRetryTopic: a next policy, written without touching the loop -------------

@@ -1,29 +1,40 @@
 """Flash sale: thousands of users racing for one coupon, per claim strategy, same run.
 
-The API runs once per ``COUPONS__STRATEGY`` (same workers, threads and machine), and each
-faces the same scenarios with the same seeded request order. Every run is checked, not
-just timed: successes = min(stock, distinct users), no claimant twice, remaining_amount =
-stock - successes, and each 409 and 400 accounted for (a winner's other requests are all
-409, a loser's are all 400, in any serial order).
+Side by side, with both servers up and measured in turn (several rounds): ours
+(``COUPONS__STRATEGY=fast``, the default), the least claim that keeps the same contract
+(:mod:`switchyard_devtools.bench.coupon_minimum`) and our ``GET /healthz``; then the plain
+PostgreSQL strategies, one API each. Same gunicorn shape, clients, scenarios and seeded
+request order for all. Every run is checked, not just timed: successes = min(stock,
+distinct users), no claimant twice, remaining_amount = stock - successes, and each 409 and
+400 accounted for (a winner's other requests are all 409, a loser's are all 400, in any
+serial order).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from switchyard.config import Settings
+from switchyard_devtools.bench.flash_sale_report import report
 from switchyard_devtools.bench.stack import bench_settings, script, service
 from switchyard_devtools.load.generator import LoadResult, Request, run_load
 from switchyard_devtools.stack.processes import free_port
 
 NAME = "flash_sale"
-STRATEGIES = ("for_update", "conditional", "fast")
+BASELINES = ("for_update", "conditional")
+MINIMUM = "minimum"
 CONCURRENCY = 100
+ROUNDS = 3
+HEALTHZ_REQUESTS = 20_000
 WORKERS = 2
 # Enough for each worker to hold its half of the clients at once: the group commit's
 # batches can only be as large as the requests a worker has in hand.
@@ -102,10 +113,15 @@ def _check(scenario: Scenario, result: LoadResult, coupon: dict[str, Any]) -> li
     return problems
 
 
-def _measure(base: str, strategy: str, scenario: Scenario) -> dict[str, Any]:
-    name = f"{scenario.name}_{strategy}"
+def _measure(
+    base: str, strategy: str, scenario: Scenario, claims_at: str | None = None, tag: str = ""
+) -> dict[str, Any]:
+    """One scenario on a fresh coupon, created and read through ``base`` (our API) and
+    claimed through ``claims_at`` (ours or the minimum, same database)."""
+    name = f"{scenario.name}_{strategy}{tag}"
     _call("POST", f"{base}/api/coupons", {"name": name, "amount": scenario.stock})
-    requests = _claims(base, name, scenario, seed=4)
+    requests = _claims(claims_at or base, name, scenario, seed=4)
+    load = os.getloadavg()[0]
     result = run_load(
         requests,
         CONCURRENCY,
@@ -120,85 +136,108 @@ def _measure(base: str, strategy: str, scenario: Scenario) -> dict[str, Any]:
         "result": result,
         "coupon": coupon,
         "problems": _check(scenario, result, coupon),
+        "load": load,
     }
 
 
-def _warm_up(base: str, name: str) -> None:
+def _healthz(base: str, scenario: Scenario) -> dict[str, Any]:
+    """Our cheapest endpoint, next to the claims of ``scenario`` in the same round."""
+    requests = [Request("GET", f"{base}/healthz", headers=())] * HEALTHZ_REQUESTS
+    load = os.getloadavg()[0]
+    result = run_load(requests, CONCURRENCY, total=len(requests), label="GET /healthz")
+    problems = [] if set(result.statuses) == {200} else [f"statuses {dict(result.statuses)}"]
+    return {
+        "strategy": "GET /healthz",
+        "scenario": scenario,
+        "result": result,
+        "problems": problems,
+        "load": load,
+    }
+
+
+def _warm_up(base: str, name: str, claims_at: str | None = None) -> None:
     """Fill connection pools and import paths, so the first strategy is not penalised."""
     _call("POST", f"{base}/api/coupons", {"name": name, "amount": 1_000})
-    requests = _claims(base, name, Scenario(name, 500, 2, 1_000, ""), seed=1)
+    requests = _claims(claims_at or base, name, Scenario(name, 500, 2, 1_000, ""), seed=1)
     run_load(requests, CONCURRENCY, show_progress=False)
 
 
-def run(workdir: Path) -> str:
+def _api_env(port: int, strategy: str) -> dict[str, str]:
+    return {
+        "API__HOST": "127.0.0.1",
+        "API__PORT": str(port),
+        "API__WORKERS": str(WORKERS),
+        "API__THREADS": str(THREADS),
+        "COUPONS__STRATEGY": strategy,
+    }
+
+
+def _baselines(settings: Settings, workdir: Path) -> list[dict[str, Any]]:
+    """The plain PostgreSQL strategies, one API each (they are far slower: one run)."""
     rows: list[dict[str, Any]] = []
-    with bench_settings(workdir) as settings:
-        for strategy in STRATEGIES:
-            port = free_port()
-            env = {
-                "API__HOST": "127.0.0.1",
-                "API__PORT": str(port),
-                "API__WORKERS": str(WORKERS),
-                "API__THREADS": str(THREADS),
-                "COUPONS__STRATEGY": strategy,
-            }
-            base = f"http://127.0.0.1:{port}"
-            with service(
-                [script("switchyard-api"), "serve"],
-                settings,
-                env,
-                ready_url=f"{base}/readyz",
-                log=workdir / f"api-{strategy}.log",
-            ):
-                _warm_up(base, f"warm_up_{strategy}")
-                rows.extend(_measure(base, strategy, scenario) for scenario in SCENARIOS)
-    return _report(rows)
+    for strategy in BASELINES:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        with service(
+            [script("switchyard-api"), "serve"],
+            settings,
+            _api_env(port, strategy),
+            ready_url=f"{base}/readyz",
+            log=workdir / f"api-{strategy}.log",
+        ):
+            _warm_up(base, f"warm_up_{strategy}")
+            rows.extend(_measure(base, strategy, scenario) for scenario in SCENARIOS)
+    return rows
 
 
-def _report(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "## Flash sale: one hot coupon",
-        "",
-        f"{CONCURRENCY} concurrent clients (asyncio/aiohttp) against `switchyard-api serve` "
-        f"with {WORKERS} gunicorn workers of {THREADS} threads; one API per "
-        "`COUPONS__STRATEGY`, same scenarios and request order. `for_update`: a transaction "
-        "per claim behind `SELECT ... FOR UPDATE`; `conditional`: insert the claim, then "
-        "`UPDATE ... WHERE remaining_amount > 0`; `fast`: the gate of committed facts "
-        "(process memory, then Redis), then per-coupon group commit through one "
-        "`claim_coupon_batch()` call per batch. claims/s counts every answered claim "
-        "(200, 409 and 400 alike); latencies are per request, as the clients saw them.",
-        "",
-        *(f"* `{s.name}`: {s.what}." for s in SCENARIOS),
-        "",
-        "| scenario | strategy | claims/s | p50 ms | p95 ms | p99 ms "
-        "| 200 / 409 / 400 | remaining | claimed_by | check |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
+def side_by_side(settings: Settings, workdir: Path, rounds: int = ROUNDS) -> list[dict[str, Any]]:
+    """Ours (``fast``), the minimum and our ``GET /healthz``, both servers up at once and
+    measured in turn, ``rounds`` times, so each ratio compares neighbours in time."""
+    ours_port, minimum_port = free_port(), free_port()
+    ours, minimum = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{minimum_port}"
+    minimum_argv = [
+        script("gunicorn"),
+        "-c",
+        "python:switchyard_api.gunicorn_conf",
+        "switchyard_devtools.bench.coupon_minimum:minimum_app()",
     ]
-    for scenario in SCENARIOS:
-        for row in (r for r in rows if r["scenario"] is scenario):
-            result: LoadResult = row["result"]
-            statuses = result.statuses
-            others = sum(n for s, n in statuses.items() if s not in (200, 400, 409))
-            lines.append(
-                f"| {scenario.name} | {row['strategy']} "
-                f"| {result.requests / result.elapsed:,.0f} "
-                f"| {result.percentile(50) * 1000:.1f} | {result.percentile(95) * 1000:.1f} "
-                f"| {result.percentile(99) * 1000:.1f} "
-                f"| {statuses[200]} / {statuses[409]} / {statuses[400]}"
-                f"{f' (+{others} other)' if others else ''} "
-                f"| {row['coupon']['remaining_amount']} | {len(row['coupon']['claimed_by'])} "
-                f"| {'ok' if not row['problems'] else '; '.join(row['problems'])} |"
-            )
-    lines += ["", _speedups(rows)]
-    return "\n".join(lines)
+    rows: list[dict[str, Any]] = []
+    with (
+        service(
+            [script("switchyard-api"), "serve"],
+            settings,
+            _api_env(ours_port, "fast"),
+            ready_url=f"{ours}/readyz",
+            log=workdir / "api-fast.log",
+        ),
+        service(
+            minimum_argv,
+            settings,
+            _api_env(minimum_port, "fast"),
+            ready_url=f"{minimum}/readyz",
+            log=workdir / "minimum.log",
+        ),
+    ):
+        _warm_up(ours, "warm_up_fast")
+        _warm_up(ours, "warm_up_minimum", claims_at=minimum)
+        run_load([Request("GET", f"{ours}/healthz", headers=())] * 2_000, 100, show_progress=False)
+        for round_ in range(1, rounds + 1):
+            tag = f"_{round_}"
+            for scenario in SCENARIOS if round_ == 1 else SCENARIOS[:1]:
+                measures: list[Callable[[], dict[str, Any]]] = [
+                    partial(_healthz, ours, scenario),
+                    partial(_measure, ours, "fast", scenario, tag=tag),
+                    partial(_measure, ours, MINIMUM, scenario, claims_at=minimum, tag=tag),
+                ]
+                # Each round starts with a different one: no side always runs first.
+                turn = (round_ - 1) % len(measures)
+                for measure in measures[turn:] + measures[:turn]:
+                    rows.append({**measure(), "round": round_})
+    return rows
 
 
-def _speedups(rows: list[dict[str, Any]]) -> str:
-    def rate(strategy: str, scenario: Scenario) -> float:
-        result: LoadResult = next(
-            r["result"] for r in rows if r["strategy"] == strategy and r["scenario"] is scenario
-        )
-        return result.requests / result.elapsed
-
-    parts = [f"`{s.name}` {rate('fast', s) / rate('for_update', s):.1f}x" for s in SCENARIOS]
-    return f"`fast` over the `for_update` baseline, claims/s: {', '.join(parts)}."
+def run(workdir: Path) -> str:
+    with bench_settings(workdir) as settings:
+        rows = side_by_side(settings, workdir)
+        rows += _baselines(settings, workdir)
+    return report(rows)

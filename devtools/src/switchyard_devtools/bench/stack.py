@@ -75,7 +75,11 @@ def api_server(
         if relay:
             stack.enter_context(
                 service(
-                    [*api, "relay"], settings, environment, log=log_dir / f"{log_name}-relay.log"
+                    [*api, "relay"],
+                    settings,
+                    # Its own admin port: the API's gunicorn master serves one too.
+                    {**environment, "ADMIN_PORT": str(free_port())},
+                    log=log_dir / f"{log_name}-relay.log",
                 )
             )
         stack.enter_context(

@@ -15,6 +15,7 @@ RELAY = "outbox-relay"
 # The jobs API over gRPC (`switchyard-api grpc`); its gRPC port comes after `--port`.
 API_GRPC = "api-grpc"
 GRPC_PORT = 50051
+API_ADMIN_PORT = 9100
 IMAGE_WORKER = "image-worker"
 JOB_WORKER = "job-worker"
 # The job-worker's groups (services/job-worker/DESIGN.md): `jobs`, and a runner and group
@@ -123,7 +124,12 @@ def build_specs(
         if entry.name == API:
             preferred = api_port or entry.port
             port = _api_port(api_port, taken)
-            env.update({"API__HOST": "127.0.0.1", "API__PORT": str(port)})
+            # Its gunicorn master's /healthz /readyz /metrics (all workers), as in prod.
+            admin_port = _pick(API_ADMIN_PORT, taken | {port}, "0.0.0.0")
+            taken.add(admin_port)
+            env.update(
+                {"API__HOST": "127.0.0.1", "API__PORT": str(port), "ADMIN_PORT": str(admin_port)}
+            )
         else:
             # Workers' admin servers listen on every interface: check that, not loopback.
             port = _pick(entry.port, taken, "0.0.0.0")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
+from switchyard.config import weak_admin_token
 from switchyard_devtools.stack import infra
 from switchyard_devtools.stack.infra import Server
 from switchyard_devtools.stack.processes import port_is_free
@@ -103,6 +104,9 @@ def admin_token(var_dir: Path) -> AdminToken:
     """The token from the environment, else the one kept in ``var_dir`` across runs."""
     given = os.environ.get("ADMIN_TOKEN")
     if given:
+        # Every service would refuse it at start; say so once, before starting anything.
+        if problem := weak_admin_token(given):
+            raise ValueError(f"ADMIN_TOKEN: {problem}")
         return AdminToken(given, "ADMIN_TOKEN", from_env=True)
     path = var_dir / TOKEN_NAME
     if path.is_file() and (kept := path.read_text().strip()):

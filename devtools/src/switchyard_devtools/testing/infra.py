@@ -20,6 +20,9 @@ from switchyard.config import Settings, load_settings
 from switchyard.db.migrate import upgrade
 from switchyard.kafka.topics import ensure_topics
 
+# The test sessions' admin token: long enough for the settings' check, known to tests.
+TEST_ADMIN_TOKEN = "test-admin-token-of-the-suite-only-0001"  # noqa: S105
+
 
 @dataclass(frozen=True)
 class InfraUrls:
@@ -93,7 +96,7 @@ def session_settings(urls: InfraUrls, **overrides: object) -> Settings:
         "redis_key_prefix": f"test-{run}:",
         "kafka_bootstrap_servers": urls.kafka_bootstrap_servers,
         "kafka": {"topic_prefix": f"test-{run}.", "partitions": 3, "session_timeout_ms": 6000},
-        "admin_token": "test-admin-token",
+        "admin_token": TEST_ADMIN_TOKEN,
         "log_format": "json",
     }
     values.update(overrides)
@@ -129,7 +132,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
             "KAFKA__PARTITIONS": str(settings.kafka.partitions),
             "KAFKA__SESSION_TIMEOUT_MS": str(settings.kafka.session_timeout_ms),
-            "ADMIN_TOKEN": settings.admin_token.get_secret_value() if settings.admin_token else "",
+            # Every service serves an admin port (the API's gunicorn master too): a free
+            # one, unless the caller names it, so parallel processes never collide on 9100.
+            "ADMIN_PORT": "0",
         }
     )
+    # An empty ADMIN_TOKEN is refused at start, like a weak one: unset means "none".
+    if settings.admin_token is None:
+        env.pop("ADMIN_TOKEN", None)
+    else:
+        env["ADMIN_TOKEN"] = settings.admin_token.get_secret_value()
     return env

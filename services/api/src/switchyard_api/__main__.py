@@ -20,6 +20,16 @@ def serve() -> None:
     """Serve HTTP with gunicorn (bind, workers and threads from API__* settings)."""
     from gunicorn.app.wsgiapp import run
 
+    from switchyard.config import ConfigError, load_settings
+
+    try:
+        # A bad value (a placeholder ADMIN_TOKEN, ...) stops us here, clearly; not cached:
+        # gunicorn_conf reads the settings after naming the service.
+        load_settings()
+    except ConfigError as exc:
+        print(f"switchyard-api: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
     sys.argv = [
         "switchyard-api",
         "-c",

@@ -19,7 +19,7 @@ from switchyard_api.grpc import convert
 from switchyard_api.grpc.gen import jobs_pb2, jobs_pb2_grpc
 
 pytestmark = pytest.mark.integration
-ADMIN = (("authorization", "Bearer test-admin-token"),)
+ADMIN = (("authorization", "Bearer test-admin-token-of-the-suite-only-0001"),)
 StartServer = Callable[[Settings, sa.Engine], tuple[grpc.Server, str]]
 
 
@@ -171,7 +171,7 @@ def test_cancel_needs_the_admin_token(stub: jobs_pb2_grpc.JobsStub) -> None:
     for metadata in (
         (),
         (("authorization", "Bearer wrong"),),
-        (("authorization", "test-admin-token"),),
+        (("authorization", "test-admin-token-of-the-suite-only-0001"),),
     ):
         error = _fails(
             lambda m=metadata: stub.CancelJob(jobs_pb2.CancelJobRequest(id=job.id), metadata=m)

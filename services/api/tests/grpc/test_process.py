@@ -24,7 +24,7 @@ from switchyard_devtools.stack.processes import free_port, spawn, stop_process
 from switchyard_devtools.testing.infra import settings_env
 
 pytestmark = pytest.mark.integration
-ADMIN = (("authorization", "Bearer test-admin-token"),)
+ADMIN = (("authorization", "Bearer test-admin-token-of-the-suite-only-0001"),)
 SERVICE = "switchyard.jobs.v1.Jobs"
 
 

@@ -15,7 +15,7 @@ from switchyard.jobs import lifecycle
 from switchyard.jobs.records import AttemptResult, ClaimedJob, JobTopics
 from switchyard.kafka.topics import job_topics
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-of-the-suite-only-0001"}
 
 
 @pytest.fixture

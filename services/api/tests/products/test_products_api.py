@@ -20,7 +20,7 @@ from switchyard_api.http.fields import TRIMMED_PATTERN
 from switchyard_api.products.schemas import IMAGE_URL_PATTERN
 
 pytestmark = pytest.mark.integration
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-of-the-suite-only-0001"}
 URL = "https://images.example.com/desk.jpg"
 
 

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from switchyard.db.models.targets import Target, TargetCheck
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-of-the-suite-only-0001"}
 targets_table = cast(sa.Table, Target.__table__)
 checks_table = cast(sa.Table, TargetCheck.__table__)
 

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from switchyard.config import Settings
 
 pytestmark = pytest.mark.integration
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-of-the-suite-only-0001"}
 ADA = {"name": "Ada Lovelace", "mobile": "+44 20 7946 0000", "latitude": 51.5, "longitude": -0.12}
 
 

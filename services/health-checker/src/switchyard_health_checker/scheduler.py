@@ -186,7 +186,9 @@ class Scheduler:
     def _arm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-            self._timer, self._timer_at = None, math.inf
+        # Reset whatever the state: _fire leaves -inf, and a heap it emptied must not keep
+        # it, or no later _push would ever arm the timer again.
+        self._timer, self._timer_at = None, math.inf
         if self._heap and self._loop is not None:
             self._timer_at = self._heap[0][0]
             self._timer = self._loop.call_at(self._timer_at, self._fire)

@@ -11,7 +11,7 @@ from switchyard.config import Settings
 def create_engine(settings: Settings, **overrides: object) -> sa.Engine:
     options: dict[str, object] = {
         "pool_size": settings.database_pool_size,
-        "max_overflow": settings.database_pool_size,
+        "max_overflow": settings.database_max_overflow,
         "pool_pre_ping": True,
         "pool_recycle": 1800,
         "connect_args": {

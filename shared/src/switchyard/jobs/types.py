@@ -74,7 +74,7 @@ class ChecksRetentionPayload(_Payload):
     days: int = Field(
         ge=1, le=3_650, description="Probe results older than this many days are deleted."
     )
-    target_id: int | None = Field(default=None, ge=1)
+    target_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
 
 
 CATALOGUE: dict[str, type[BaseModel]] = {

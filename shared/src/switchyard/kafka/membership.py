@@ -5,6 +5,11 @@ it pauses (a retry delay, work running elsewhere) it keeps polling, so it stays 
 group and never skips a record: one fetched from a partition assigned during the pause
 is held for the next batch and that partition paused with the others.
 
+``kafka_consumer_lag{group, topic, partition}`` is set for exactly the partitions this
+member owns (a revoked one's child is removed), from the high watermark of the last fetch
+minus the offset committed (or, before the first commit, the fetch position): no broker
+call, refreshed at most every ``LAG_EVERY_SECONDS`` by :meth:`GroupMembership.record_lag`.
+
 :class:`GroupMembership` is what a failure policy gets as its
 :class:`~switchyard.kafka.policy.RunnerControls`; the loop itself
 (:mod:`switchyard.kafka.runner`) uses it to commit.
@@ -12,6 +17,7 @@ is held for the next batch and that partition paused with the others.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
@@ -27,6 +33,7 @@ from switchyard.logging import get_logger
 log = get_logger(__name__)
 
 Rebalance = Callable[[Any, list[TopicPartition]], None]
+LAG_EVERY_SECONDS = 0.5
 
 
 class KafkaConsumer(Protocol):
@@ -46,6 +53,7 @@ class KafkaConsumer(Protocol):
         self, partition: TopicPartition, timeout: float = -1, cached: bool = False
     ) -> tuple[int, int] | None: ...
     def assignment(self) -> list[TopicPartition]: ...
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]: ...
     def pause(self, partitions: list[TopicPartition]) -> None: ...
     def resume(self, partitions: list[TopicPartition]) -> None: ...
     def close(self) -> None: ...
@@ -60,7 +68,9 @@ class GroupMembership:
         self._stop = stop
         self._dead_letters = dead_letters
         self._assigned: set[tuple[str, int]] = set()
-        self._lag: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], int] = {}  # next offset, per owned partition
+        self._lag_labelled: set[tuple[str, int]] = set()
+        self._lag_at = float("-inf")
         self._held: list[KafkaMessage] = []
 
     # -- RunnerControls --------------------------------------------------------------
@@ -119,7 +129,9 @@ class GroupMembership:
         )
 
     def on_revoke(self, _: object, partitions: list[TopicPartition]) -> None:
-        self._assigned -= {(p.topic, p.partition) for p in partitions}
+        lost = {(p.topic, p.partition) for p in partitions}
+        self._assigned -= lost
+        self._forget_lag(lost)
         log.info(
             "partitions revoked",
             group=self.group_id,
@@ -143,16 +155,47 @@ class GroupMembership:
                 error=str(exc),
             )
             return
-        self._record_lag(offsets)
+        for tp in offsets:
+            self._committed[(tp.topic, tp.partition)] = tp.offset
+        self.record_lag(force=True)
 
-    def _record_lag(self, committed: list[TopicPartition]) -> None:
-        """Lag per topic from the high watermarks of the last fetch (no broker call)."""
-        for tp in committed:
-            watermarks = self.consumer.get_watermark_offsets(tp, cached=True)
-            if watermarks is not None:  # None until a fetch for this partition came back
-                self._lag[(tp.topic, tp.partition)] = max(0, watermarks[1] - tp.offset)
-        totals: dict[str, int] = {}
-        for (topic, _), lag in self._lag.items():
-            totals[topic] = totals.get(topic, 0) + lag
-        for topic, lag in totals.items():
-            metrics.kafka_consumer_lag.labels(topic, self.group_id).set(lag)
+    # -- lag -------------------------------------------------------------------------
+    def record_lag(self, *, force: bool = False) -> None:
+        """Set the lag of every owned partition whose watermark and offset are known."""
+        now = time.monotonic()
+        if not force and now - self._lag_at < LAG_EVERY_SECONDS:
+            return
+        self._lag_at = now
+        owned = sorted(self._assigned)
+        try:
+            positions = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in self.consumer.position([TopicPartition(t, p) for t, p in owned])
+            }
+        except Exception as exc:  # a metric must never stop the consumer
+            log.debug("consumer positions unavailable", group=self.group_id, error=str(exc))
+            return
+        for key in owned:
+            start = self._committed.get(key, positions.get(key, -1))
+            watermarks = self.consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+            # None (or -1) until a fetch for the partition came back; a negative position
+            # is "not fetched yet" (OFFSET_INVALID): both leave the lag unknown, unset.
+            if watermarks is None or watermarks[1] < 0 or start < 0:
+                continue
+            topic, partition = key
+            lag = max(0, watermarks[1] - start)
+            metrics.kafka_consumer_lag.labels(self.group_id, topic, str(partition)).set(lag)
+            self._lag_labelled.add(key)
+
+    def forget_all_lag(self) -> None:
+        """Remove this member's lag children (it is leaving the group)."""
+        self._forget_lag(set(self._lag_labelled))
+
+    def _forget_lag(self, partitions: set[tuple[str, int]]) -> None:
+        for key in partitions & self._lag_labelled:
+            topic, partition = key
+            with contextlib.suppress(KeyError):  # already gone: nothing to remove
+                metrics.kafka_consumer_lag.remove(self.group_id, topic, str(partition))
+        self._lag_labelled -= partitions
+        for key in partitions:
+            self._committed.pop(key, None)

@@ -107,9 +107,11 @@ class ConsumerRunner:
         try:
             while not self._stop.is_set():
                 batch = self._gather()
+                self.member.record_lag()  # each cycle, idle ones too (throttled)
                 if batch:
                     self._process(batch)
         finally:
+            self.member.forget_all_lag()  # its partitions' lag is the next owner's to tell
             self.consumer.close()  # leaves the group so partitions move at once
             log.info("consumer stopped", group=self.group_id)
 

@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from switchyard.backoff import backoff_delay
 from switchyard.config import Settings
+from switchyard.kafka.client_config import common_config
 from switchyard.logging import get_logger
 
 if TYPE_CHECKING:
@@ -148,9 +149,12 @@ def ensure_topics_patiently(
 def ensure_topics(
     settings: Settings, names: Iterable[str] | None = None, timeout: float = 30.0
 ) -> None:
-    """Create the topics that are missing; existing ones are left as they are."""
+    """Create the topics that are missing; existing ones are left as they are.
+
+    New topics get ``min.insync.replicas`` (:attr:`KafkaSettings.topic_min_insync_replicas`),
+    so with acks=all a write is confirmed only once that many replicas have it."""
     wanted = sorted(set(names if names is not None else all_topic_names(settings)))
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    admin = AdminClient(common_config(settings, "topics"))
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [name for name in wanted if name not in existing]
     if not missing:
@@ -161,6 +165,7 @@ def ensure_topics(
                 name,
                 num_partitions=settings.kafka.partitions,
                 replication_factor=settings.kafka.replication_factor,
+                config={"min.insync.replicas": str(settings.kafka.topic_min_insync_replicas)},
             )
             for name in missing
         ],

@@ -8,6 +8,8 @@ give for some serial order of the claims.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 
 from switchyard.config import CouponSettings
@@ -31,13 +33,15 @@ class ClaimService:
             self._run_batch, settings.max_batch, "coupons.claims"
         )
 
-    def claim(self, coupon: str, request: ClaimRequest) -> Outcome:
+    def claim(self, coupon: str, user_id: str, request: Callable[[str], ClaimRequest]) -> Outcome:
+        """``request`` builds the claim's write context (request id, trace headers): only
+        a claim that goes to PostgreSQL needs it, not one the gate answers."""
         if self._strategy == "for_update":
-            return self._store.claim_for_update(coupon, request)
+            return self._store.claim_for_update(coupon, request(user_id))
         if self._strategy == "conditional":
-            return self._store.claim_conditional(coupon, request)
-        known = self._gate.answer(coupon, request.user_id) if self._gate else None
-        return known or self._group.submit(coupon, request)
+            return self._store.claim_conditional(coupon, request(user_id))
+        known = self._gate.answer(coupon, user_id) if self._gate else None
+        return known or self._group.submit(coupon, request(user_id))
 
     def _run_batch(self, coupon: str, requests: list[ClaimRequest]) -> list[Outcome]:
         result = self._store.claim_batch(coupon, requests)

@@ -51,6 +51,13 @@ class ClaimGate:
         # Sold-out coupon → all its claimants; least recently used first.
         self._sold_out: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._held = 0
+        # The flood after a sell-out asks for one coupon over and over: its recency is
+        # refreshed (under the mutex) only when another coupon was asked for in between.
+        self._latest: str | None = None
+        self._hit, self._miss, self._error = (
+            metrics.cache_requests_total.labels("coupons", result)
+            for result in ("hit", "miss", "error")
+        )
 
     def _key(self, coupon: str) -> str:
         return f"{self._prefix}coupon:{coupon}:claimants"
@@ -70,12 +77,12 @@ class ClaimGate:
 
     def answer(self, coupon: str, user_id: str) -> Outcome | None:
         """The claim's answer when the facts decide it, else None."""
-        with self._mutex:
-            claimants = self._sold_out.get(coupon)
-            if claimants is not None:
-                self._sold_out.move_to_end(coupon)
+        # A single dict read is atomic; the sets in it are immutable.
+        claimants = self._sold_out.get(coupon)
         if claimants is not None:
-            metrics.cache_requests_total.labels("coupons", "hit").inc()
+            if coupon != self._latest:
+                self._refresh(coupon)
+            self._hit.inc()
             return Outcome.ALREADY_CLAIMED if user_id in claimants else Outcome.SOLD_OUT
         if not self.redis_available:
             return None
@@ -89,11 +96,17 @@ class ClaimGate:
                     self._remember(coupon, frozenset(m.decode() for m in members if m))
         except redis.RedisError as exc:
             self._rest(exc)
-            metrics.cache_requests_total.labels("coupons", "error").inc()
+            self._error.inc()
             return None
         outcome = Outcome.ALREADY_CLAIMED if claimed else Outcome.SOLD_OUT if complete else None
-        metrics.cache_requests_total.labels("coupons", "miss" if outcome is None else "hit").inc()
+        (self._miss if outcome is None else self._hit).inc()
         return outcome
+
+    def _refresh(self, coupon: str) -> None:
+        with self._mutex:
+            if coupon in self._sold_out:  # evicted meanwhile: nothing to refresh
+                self._sold_out.move_to_end(coupon)
+            self._latest = coupon
 
     def learn_claimants(self, coupon: str, user_ids: Collection[str]) -> None:
         """Users PostgreSQL has committed a claim of ``coupon`` for."""
@@ -111,6 +124,7 @@ class ClaimGate:
             previous = self._sold_out.pop(coupon, None)
             self._held += len(claimants) - (len(previous) if previous is not None else 0)
             self._sold_out[coupon] = claimants
+            self._latest = None  # the newcomer is the most recent now
             while self._held > self.max_claimants:
                 self._held -= len(self._sold_out.popitem(last=False)[1])
 

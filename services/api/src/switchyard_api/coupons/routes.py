@@ -46,6 +46,10 @@ def _parts() -> tuple[CouponStore, ClaimService]:
     return services.part("coupons", _build)
 
 
+def _claim_request(user_id: str) -> ClaimRequest:
+    return ClaimRequest(user_id, current_request_id(), tracing.inject_headers())
+
+
 def _no_coupon(name: str) -> Problem:
     return Problem(404, f"There is no coupon named {name!r}.", slug="coupon-not-found")
 
@@ -146,8 +150,7 @@ def create_coupon(body: CouponCreate) -> Reply:
 )
 def claim_coupon(body: ClaimCreate) -> Claim:
     _, claims = _parts()
-    request = ClaimRequest(body.user_id, current_request_id(), tracing.inject_headers())
-    outcome = claims.claim(body.coupon_name, request)
+    outcome = claims.claim(body.coupon_name, body.user_id, _claim_request)
     if outcome is not Outcome.CLAIMED:
         raise _refusal(outcome, body.user_id, body.coupon_name)
     return Claim(coupon_name=body.coupon_name, user_id=body.user_id)

@@ -190,6 +190,10 @@ def _render(
     else:
         # Validating first makes a body that leaves its schema fail here, loudly.
         payload = adapter.dump_json(adapter.validate_python(reply.body))
+    if not reply.headers:  # most replies: no header list to build and merge
+        return Response(
+            payload, status=status, content_type=out.media_type if adapter is not None else None
+        )
     headers = dict(reply.headers)
     if adapter is not None:
         headers.setdefault("Content-Type", out.media_type)

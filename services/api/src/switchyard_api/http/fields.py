@@ -146,7 +146,12 @@ JSON_VALUE_SCHEMA: dict[str, Any] = {
 
 
 def _problem_in(value: Any, depth: int = 0) -> tuple[str, str] | None:
-    """The first value nothing downstream can hold: (relative path, message)."""
+    """The first value nothing downstream can hold: (relative path, message).
+
+    Runs on every ingested event's ``attributes``: the common cases (text, then small
+    numbers) are tested first, and a path is spelled out only for the value refused."""
+    if isinstance(value, str):
+        return ("", "must not contain NUL (\\u0000)") if "\x00" in value else None
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
@@ -157,17 +162,15 @@ def _problem_in(value: Any, depth: int = 0) -> tuple[str, str] | None:
         if value.is_integer() and not INT64[0] <= value <= INT64[1]:
             return "", "integer beyond 64 bits"
         return None
-    if isinstance(value, str):
-        return ("", "must not contain NUL (\\u0000)") if "\x00" in value else None
     if depth >= MAX_DEPTH:
         return "", f"nested deeper than {MAX_DEPTH} levels"
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, item in items:
-        step = f"[{key}]" if isinstance(key, int) else f".{key}"
         if isinstance(key, str) and "\x00" in key:
-            return step, "key must not contain NUL (\\u0000)"
+            return f".{key}", "key must not contain NUL (\\u0000)"
         found = _problem_in(item, depth + 1)
         if found is not None:
+            step = f"[{key}]" if isinstance(key, int) else f".{key}"
             return step + found[0], found[1]
     return None
 
@@ -181,7 +184,7 @@ class NestedValueError(ValueError):
 
 
 def _storable(value: dict[str, Any]) -> dict[str, Any]:
-    found = _problem_in(value)
+    found = _problem_in(value) if value else None
     if found is not None:
         raise NestedValueError(*found)
     return value

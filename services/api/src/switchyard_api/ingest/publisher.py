@@ -21,11 +21,19 @@ import orjson
 
 from switchyard import metrics, tracing
 from switchyard.config import Settings
-from switchyard.events import ID_HEADER, CloudEvent, envelope, event_headers
+from switchyard.events import (
+    CONTENT_TYPE,
+    ID_HEADER,
+    REQUEST_ID_HEADER,
+    TYPE_HEADER,
+    envelope,
+)
 from switchyard.kafka.producer import EventProducer, OutgoingRecord, PublishError
 from switchyard_api.http.problems import Problem
 
 SOURCE = "/switchyard/api"
+CONTENT_TYPE_HEADER = "content-type"
+CLOUDEVENT_TYPE = CONTENT_TYPE.encode()
 
 
 class InFlightBudget:
@@ -79,12 +87,12 @@ class Ingestor:
         received: str,
     ) -> None:
         """Each item is (client id, event data with ``service``); raises :class:`Problem`."""
+        # event_headers' names and order, each event's id last; built once per request.
         shared_headers = [
-            (name, value)
-            for name, value in event_headers(
-                CloudEvent(event_type, SOURCE, None, id=""), request_id, tracing.inject_headers()
-            )
-            if name != ID_HEADER
+            (CONTENT_TYPE_HEADER, CLOUDEVENT_TYPE),
+            (TYPE_HEADER, event_type.encode()),
+            (REQUEST_ID_HEADER, request_id.encode()),
+            *((name, value.encode()) for name, value in tracing.inject_headers().items()),
         ]
         fresh_ids = _new_ids(sum(1 for client_id, _ in items if client_id is None))
         records = []
