@@ -1,4 +1,4 @@
-"""Micro-benchmarks of the batcher's per-record work (run by ``switchyard bench ingest``).
+"""Micro-benchmarks of the batcher's per-record work (run by ``switchyard bench batcher``).
 
 Not collected by the test suite (the file name does not start with ``test_``).
 """

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 # Modules listed here run in this order; add yours.
-BENCHMARKS: list[str] = ["flash_sale", "ingest", "images", "jobs", "probes"]
+BENCHMARKS: list[str] = ["flash_sale", "ingest", "batcher", "images", "jobs", "probes"]
 
 
 def machine_description() -> str:

@@ -28,6 +28,25 @@ from switchyard_batcher.writer import BatchWriter, GuardedSink, guard
 log = get_logger(__name__)
 
 
+def fetch_config(batching: TopicBatchSettings) -> dict[str, int]:
+    """librdkafka settings of the batcher's consumers (also given to the bench's yardstick)."""
+    return {
+        # tansu answers each fetch slowly: with librdkafka's defaults (1 MiB per partition
+        # and fetch, a short queue) a worker waited for records half of the time and the
+        # batcher could not drain faster than ~28,000 records/s even doing nothing with
+        # them. Large fetches and a deep prefetch queue (measured: ~160,000 records/s) keep
+        # a batch ready when the worker comes back; the queue stays bounded in bytes.
+        "queued.min.messages": max(1_000, 50 * batching.max_size),
+        "queued.max.messages.kbytes": 65_536,
+        "max.partition.fetch.bytes": 8 * 1024 * 1024,
+        # Apache Kafka answers a fetch as soon as there is data, tansu (the dev broker) only
+        # after this wait: produce -> consume took p50 24 ms, max 173 ms at 100 ms, and
+        # p50 7 ms, max 86 ms at 10 ms (README, Benchmarks: Batcher). What it costs: when
+        # idle, one fetch per wait per consumer thread.
+        "fetch.wait.max.ms": 20,
+    }
+
+
 def build_runners(
     settings: Settings,
     sinks: list[GuardedSink],
@@ -50,20 +69,7 @@ def build_runners(
             backoff_base_seconds=batcher.retry_base_seconds,
             backoff_cap_seconds=batcher.retry_cap_seconds,
             decode=False,  # to_records parses each value once, straight to rows
-            extra_config={
-                # tansu answers each fetch slowly: with librdkafka's defaults (1 MiB per
-                # partition and fetch, a short queue) a worker waited for records half of
-                # the time and the batcher could not drain faster than ~28,000 records/s
-                # even doing nothing with them. Large fetches and a deep prefetch queue
-                # (measured: ~160,000 records/s) keep a batch ready when the worker
-                # comes back; the queue stays bounded in bytes per worker.
-                "queued.min.messages": max(1_000, 50 * batching.max_size),
-                "queued.max.messages.kbytes": 65_536,
-                "max.partition.fetch.bytes": 8 * 1024 * 1024,
-                # The broker answers a fetch at once when there is data; when idle, a short
-                # wait lets a new event start its batch sooner (end-to-end latency).
-                "fetch.wait.max.ms": 100,
-            },
+            extra_config=fetch_config(batching),
         )
         group = f"{settings.kafka.topic_prefix}batcher-{topic.name}"
         runners.extend(
