@@ -19,7 +19,7 @@ from typing import Any
 
 from switchyard.config import Settings
 from switchyard_devtools.bench.ingest_api import api_phases
-from switchyard_devtools.bench.stack import bench_settings, script, service
+from switchyard_devtools.bench.stack import bench_settings, process_tree, script, service
 from switchyard_devtools.load.cli import requests as load_requests
 from switchyard_devtools.load.generator import run_load
 from switchyard_devtools.stack.processes import free_port
@@ -29,12 +29,8 @@ SERVICES = [f"bench-{n}" for n in range(24)]
 
 
 def _rss_kib(pid: int) -> int:
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
     total = 0
-    for each in pids:
+    for each in process_tree(pid):
         try:
             for line in Path(f"/proc/{each}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):

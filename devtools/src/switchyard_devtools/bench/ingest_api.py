@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from switchyard.config import Settings
-from switchyard_devtools.bench.stack import script, service
+from switchyard_devtools.bench.stack import process_tree, script, service
 from switchyard_devtools.load.cli import requests as load_requests
 from switchyard_devtools.load.generator import LoadResult, Request, run_load
 from switchyard_devtools.stack.processes import free_port
@@ -108,12 +108,8 @@ class Figures:
 
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU of ``pid`` and its children (gunicorn master and workers)."""
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
     total = 0
-    for each in pids:
+    for each in process_tree(pid):
         try:
             fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:

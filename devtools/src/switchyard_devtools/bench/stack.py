@@ -109,3 +109,9 @@ def wait_until_ok(
             pass
         time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer 200 within {timeout:g}s")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its children (a gunicorn master and its workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [pid, *(int(p) for p in children.read_text().split())] if children.exists() else [pid]
