@@ -16,7 +16,7 @@ from PIL import Image
 from switchyard.config import Settings
 from switchyard.events import CloudEvent
 from switchyard.kafka.producer import EventProducer, OutgoingRecord
-from switchyard.kafka.topics import PRODUCTS, dlq_name, topic_name
+from switchyard.kafka.topics import PRODUCTS, dlq_name, ensure_topics, topic_name
 from switchyard_image_worker.products import ProductRows
 
 from .conftest import (
@@ -37,9 +37,20 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageWorker]:
+def own(settings: Settings) -> Settings:
+    """The session's servers and database with topics (and so a consumer group) of this
+    module's own: in the shared group, members earlier tests' workers left behind kept
+    this module's worker from its partitions (tansu), twice in full runs."""
+    kafka = settings.kafka.model_copy(update={"topic_prefix": f"e2e-{uuid.uuid4().hex[:8]}."})
+    own = settings.model_copy(update={"kafka": kafka})
+    ensure_topics(own)
+    return own
+
+
+@pytest.fixture(scope="module")
+def worker(own: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageWorker]:
     process = ImageWorker(
-        settings, tmp_path_factory.mktemp("image-worker"), IMAGE_WORKER__MAX_BATCH="32"
+        own, tmp_path_factory.mktemp("image-worker"), IMAGE_WORKER__MAX_BATCH="32"
     )
     process.start().wait_until_assigned()
     yield process
@@ -54,7 +65,7 @@ def _unique() -> str:
 def test_five_images_end_done_in_order_within_the_longest_side(
     worker: ImageWorker,
     image_server: ImageServer,
-    settings: Settings,
+    own: Settings,
     producer: EventProducer,
     engine: sa.Engine,
     user_id: int,
@@ -76,7 +87,7 @@ def test_five_images_end_done_in_order_within_the_longest_side(
     ]
     [product] = create_products(engine, user_id, [urls])
     request_id = f"req-{run}"
-    publish_created(settings, producer, [product], request_id=request_id)
+    publish_created(own, producer, [product], request_id=request_id)
 
     row = wait_until_finished(engine, [product])[product]
     assert row["status"] == "done", row
@@ -106,7 +117,7 @@ def test_five_images_end_done_in_order_within_the_longest_side(
 def test_a_404_and_a_non_image_fail_the_product_and_the_good_image_is_stored(
     worker: ImageWorker,
     image_server: ImageServer,
-    settings: Settings,
+    own: Settings,
     producer: EventProducer,
     engine: sa.Engine,
     user_id: int,
@@ -116,7 +127,7 @@ def test_a_404_and_a_non_image_fail_the_product_and_the_good_image_is_stored(
     html = image_server.add(f"/page-{run}", Route(b"<html>hello</html>" * 20, "image/jpeg"))
     good = image_server.add(f"/good-{run}.jpg", Route(picture((640, 480), seed=7)))
     [product] = create_products(engine, user_id, [[missing, html, good]])
-    publish_created(settings, producer, [product])
+    publish_created(own, producer, [product])
 
     row = wait_until_finished(engine, [product])[product]
     assert row["status"] == "failed"
@@ -134,7 +145,7 @@ def test_a_404_and_a_non_image_fail_the_product_and_the_good_image_is_stored(
 def test_a_transient_503_is_retried_and_the_product_ends_done(
     worker: ImageWorker,
     image_server: ImageServer,
-    settings: Settings,
+    own: Settings,
     producer: EventProducer,
     engine: sa.Engine,
     user_id: int,
@@ -147,7 +158,7 @@ def test_a_transient_503_is_retried_and_the_product_ends_done(
         f"/busy-{run}.jpg", Route(picture((300, 200), seed=4), fail_first=1, fail_status=429)
     )
     [product] = create_products(engine, user_id, [[flaky, busy]])
-    publish_created(settings, producer, [product])
+    publish_created(own, producer, [product])
 
     row = wait_until_finished(engine, [product])[product]
     assert row["status"] == "done", row
@@ -158,7 +169,7 @@ def test_a_transient_503_is_retried_and_the_product_ends_done(
 def test_an_image_that_stays_unavailable_fails_after_the_last_attempt(
     worker: ImageWorker,
     image_server: ImageServer,
-    settings: Settings,
+    own: Settings,
     producer: EventProducer,
     engine: sa.Engine,
     user_id: int,
@@ -166,7 +177,7 @@ def test_an_image_that_stays_unavailable_fails_after_the_last_attempt(
     run = _unique()
     down = image_server.add(f"/down-{run}.jpg", Route(b"", fail_first=1_000))
     [product] = create_products(engine, user_id, [[down]])
-    publish_created(settings, producer, [product])
+    publish_created(own, producer, [product])
 
     row = wait_until_finished(engine, [product])[product]
     assert row["status"] == "failed"
@@ -177,7 +188,7 @@ def test_an_image_that_stays_unavailable_fails_after_the_last_attempt(
 def test_a_poison_event_is_dead_lettered_and_its_product_marked_failed(
     worker: ImageWorker,
     image_server: ImageServer,
-    settings: Settings,
+    own: Settings,
     producer: EventProducer,
     engine: sa.Engine,
     user_id: int,
@@ -185,7 +196,7 @@ def test_a_poison_event_is_dead_lettered_and_its_product_marked_failed(
     run = _unique()
     url = image_server.add(f"/poison-{run}.jpg", Route(picture((100, 100), seed=5)))
     not_json, no_id, after = create_products(engine, user_id, [[url], [url, url], [url]])
-    topic = topic_name(settings, PRODUCTS)
+    topic = topic_name(own, PRODUCTS)
     marker = f"poison-{run}".encode()
     empty = CloudEvent("product.created", "/tests", {"product": "no id"})
     producer.publish(
@@ -194,7 +205,7 @@ def test_a_poison_event_is_dead_lettered_and_its_product_marked_failed(
             OutgoingRecord(topic, empty.to_json(), str(no_id).encode(), [("marker", marker)]),
         ]
     )
-    publish_created(settings, producer, [after])  # the worker goes on after them
+    publish_created(own, producer, [after])  # the worker goes on after them
 
     rows = wait_until_finished(engine, [not_json, no_id, after])
     assert rows[after]["status"] == "done"
@@ -205,7 +216,7 @@ def test_a_poison_event_is_dead_lettered_and_its_product_marked_failed(
         assert row["paths"] == [None] * images
     dead = [
         (value, headers)
-        for value, headers in dead_letters(settings, dlq_name(topic))
+        for value, headers in dead_letters(own, dlq_name(topic))
         if marker in value or headers.get("marker") == marker.decode()
     ]
     assert len(dead) == 2
@@ -215,7 +226,7 @@ def test_a_poison_event_is_dead_lettered_and_its_product_marked_failed(
 def test_a_burst_of_products_sharing_images_compresses_each_image_once(
     worker: ImageWorker,
     image_server: ImageServer,
-    settings: Settings,
+    own: Settings,
     producer: EventProducer,
     engine: sa.Engine,
     user_id: int,
@@ -229,7 +240,7 @@ def test_a_burst_of_products_sharing_images_compresses_each_image_once(
     before = worker.metrics()
     products = create_products(engine, user_id, [shared] * count)
     started = time.monotonic()
-    publish_created(settings, producer, products)
+    publish_created(own, producer, products)
     rows = wait_until_finished(engine, products, timeout=max(120, count / 5))
     elapsed = time.monotonic() - started
     after = worker.metrics()
@@ -259,7 +270,7 @@ def test_products_by_status_is_published(worker: ImageWorker) -> None:
 def test_a_deleted_product_is_skipped(
     worker: ImageWorker,
     image_server: ImageServer,
-    settings: Settings,
+    own: Settings,
     producer: EventProducer,
     engine: sa.Engine,
     user_id: int,
@@ -269,7 +280,7 @@ def test_a_deleted_product_is_skipped(
     gone, kept = create_products(engine, user_id, [[url], [url]])
     with engine.begin() as connection:
         connection.execute(sa.text("DELETE FROM products WHERE product_id = :p"), {"p": gone})
-    publish_created(settings, producer, [gone, kept])
+    publish_created(own, producer, [gone, kept])
     assert wait_until_finished(engine, [kept])[kept]["status"] == "done"
     assert product_rows(engine, [gone]) == {}
     assert image_server.hits[f"/gone-{run}.jpg"] == 1
@@ -278,7 +289,7 @@ def test_a_deleted_product_is_skipped(
 def test_a_burst_of_products_with_their_own_images(
     worker: ImageWorker,
     image_server: ImageServer,
-    settings: Settings,
+    own: Settings,
     producer: EventProducer,
     engine: sa.Engine,
     user_id: int,
@@ -296,7 +307,7 @@ def test_a_burst_of_products_with_their_own_images(
     ]
     products = create_products(engine, user_id, images)
     started = time.monotonic()
-    publish_created(settings, producer, products)
+    publish_created(own, producer, products)
     rows = wait_until_finished(engine, products, timeout=max(120, count))
     elapsed = time.monotonic() - started
     assert {row["status"] for row in rows.values()} == {"done"}
@@ -309,7 +320,7 @@ def test_a_burst_of_products_with_their_own_images(
 def test_a_product_whose_event_was_lost_is_requeued_once_and_ends_done(
     worker: ImageWorker,
     image_server: ImageServer,
-    settings: Settings,
+    own: Settings,
     producer: EventProducer,
     engine: sa.Engine,
     user_id: int,
@@ -328,7 +339,7 @@ def test_a_product_whose_event_was_lost_is_requeued_once_and_ends_done(
             {"p": lost},
         )
     rows = ProductRows(engine)
-    topic = topic_name(settings, PRODUCTS)
+    topic = topic_name(own, PRODUCTS)
 
     assert lost in rows.requeue_stale(600, topic)
     assert lost not in rows.requeue_stale(600, topic)  # changed just now: not again
