@@ -6,7 +6,9 @@ it) is an integration test and talks to real servers.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -20,9 +22,15 @@ from switchyard_devtools.testing.infra import InfraUrls, provide_infra, session_
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
+def infra() -> Iterator[InfraUrls]:
     configure_logging("tests", "warning")
-    with provide_infra(tmp_path_factory.mktemp("infra")) as urls:
+    # Not under pytest's numbered temp dirs: another pytest session on the machine (a
+    # bench's, a second suite's) prunes all but the newest three, and it once deleted a
+    # running suite's PostgreSQL data directory under it.
+    with (
+        tempfile.TemporaryDirectory(prefix="switchyard-test-infra-") as workdir,
+        provide_infra(Path(workdir)) as urls,
+    ):
         yield urls
 
 
