@@ -632,6 +632,11 @@ def _containers(node: Any) -> list[dict[str, Any]]:
     return found
 
 
+def by_kind_and_name(resources: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Rendered resources by (kind, name)."""
+    return {(r["kind"], r["metadata"]["name"]): r for r in resources}
+
+
 def kustomize_build(directory: Path) -> list[dict[str, Any]]:
     """Render a kustomization with the subset of kustomize this repository uses.
 

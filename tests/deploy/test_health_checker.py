@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from .conftest import by_kind_and_name
+
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy/k8s"
 TARGETS = {"base": K8S / "base", "dev": K8S / "overlays/dev", "prod": K8S / "overlays/prod"}
@@ -89,10 +91,6 @@ def rendered(helpers: Any) -> dict[str, list[dict[str, Any]]]:
     return {name: helpers.kustomize_build(path) for name, path in TARGETS.items()}
 
 
-def _index(resources: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(r["kind"], r["metadata"]["name"]): r for r in resources}
-
-
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_k8s_settings_and_shutdown(
     target: str,
@@ -101,7 +99,7 @@ def test_k8s_settings_and_shutdown(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    index = _index(rendered[target])
+    index = by_kind_and_name(rendered[target])
     pod = index[("Deployment", SERVICE)]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     own = {e["name"]: e["value"] for e in container["env"]}
@@ -118,7 +116,7 @@ def test_k8s_settings_and_shutdown(
 def test_k8s_probes_replicas_and_disruption_budget(
     target: str, rendered: dict[str, list[dict[str, Any]]], helpers: Any
 ) -> None:
-    index = _index(rendered[target])
+    index = by_kind_and_name(rendered[target])
     deployment = index[("Deployment", SERVICE)]
     pod = deployment["spec"]["template"]
     (container,) = pod["spec"]["containers"]

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from .conftest import by_kind_and_name
+
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy/k8s"
 TARGETS = {"base": K8S / "base", "dev": K8S / "overlays/dev", "prod": K8S / "overlays/prod"}
@@ -130,16 +132,12 @@ def rendered(helpers: Any) -> dict[str, list[dict[str, Any]]]:
     return {name: helpers.kustomize_build(path) for name, path in TARGETS.items()}
 
 
-def _index(resources: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(r["kind"], r["metadata"]["name"]): r for r in resources}
-
-
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_k8s_media_claim(target: str, rendered: dict[str, list[dict[str, Any]]]) -> None:
     """The media volume is ReadWriteOnce (most managed clusters offer no ReadWriteMany):
     only the image-worker mounts it (the API never reads the files), and its replicas
     are kept on the node that mounts it."""
-    index = _index(rendered[target])
+    index = by_kind_and_name(rendered[target])
     pod = index[("Deployment", SERVICE)]["spec"]["template"]
     spec = pod["spec"]
     (container,) = spec["containers"]
@@ -168,14 +166,14 @@ def test_k8s_media_claim(target: str, rendered: dict[str, list[dict[str, Any]]])
 def test_k8s_probes_on_the_admin_port(
     target: str, rendered: dict[str, list[dict[str, Any]]]
 ) -> None:
-    pod = _index(rendered[target])[("Deployment", SERVICE)]["spec"]["template"]
+    pod = by_kind_and_name(rendered[target])[("Deployment", SERVICE)]["spec"]["template"]
     (container,) = pod["spec"]["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["admin"] == 9100
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9100"
-    service = _index(rendered[target])[("Service", SERVICE)]
+    service = by_kind_and_name(rendered[target])[("Service", SERVICE)]
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["admin"]
 
 
@@ -187,7 +185,7 @@ def test_k8s_settings_and_resources_fit_pillow(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    index = _index(rendered[target])
+    index = by_kind_and_name(rendered[target])
     (container,) = index[("Deployment", SERVICE)]["spec"]["template"]["spec"]["containers"]
     own = {e["name"]: e["value"] for e in container["env"]}
     for name in SETTINGS:

@@ -13,6 +13,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from .conftest import by_kind_and_name
+
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy/k8s"
 TARGETS = {
@@ -89,17 +91,13 @@ def rendered(helpers: Any) -> dict[str, list[dict[str, Any]]]:
     return {name: helpers.kustomize_build(path) for name, path in TARGETS.items()}
 
 
-def _index(resources: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(r["kind"], r["metadata"]["name"]): r for r in resources}
-
-
 def _settings(
     resources: list[dict[str, Any]],
     helpers: Any,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> tuple[Any, dict[str, str]]:
-    index = _index(resources)
+    index = by_kind_and_name(resources)
     (container,) = index[("Deployment", SERVICE)]["spec"]["template"]["spec"]["containers"]
     own = {e["name"]: e["value"] for e in container["env"]}
     env = helpers.container_env(resources, SERVICE)
@@ -114,7 +112,7 @@ def test_k8s_settings_and_termination_grace(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    index = _index(rendered[target])
+    index = by_kind_and_name(rendered[target])
     settings, own = _settings(rendered[target], helpers, monkeypatch, tmp_path)
     for name in SETTINGS:
         assert own.get(name), f"{name} is not set on the job-worker container"
@@ -132,7 +130,7 @@ def test_k8s_settings_and_termination_grace(
 def test_k8s_probes_on_the_admin_port(
     target: str, rendered: dict[str, list[dict[str, Any]]]
 ) -> None:
-    index = _index(rendered[target])
+    index = by_kind_and_name(rendered[target])
     pod = index[("Deployment", SERVICE)]["spec"]["template"]
     (container,) = pod["spec"]["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -147,7 +145,7 @@ def test_k8s_probes_on_the_admin_port(
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_k8s_disruption_budget(target: str, rendered: dict[str, list[dict[str, Any]]]) -> None:
     """Node drains evict one replica at a time; each hands its jobs back first."""
-    index = _index(rendered[target])
+    index = by_kind_and_name(rendered[target])
     labels = index[("Deployment", SERVICE)]["spec"]["template"]["metadata"]["labels"]
     pdb = index[("PodDisruptionBudget", SERVICE)]
     assert pdb["spec"]["maxUnavailable"] == 1
@@ -241,7 +239,7 @@ def test_keda_scales_the_job_worker_on_its_lag(
     """The target is the job-worker Deployment, which leaves its replicas to KEDA's HPA;
     the trigger reads the lag of the group the worker consumes `jobs` with, on the broker
     and under the topic name the worker uses, and never scales beyond the partitions."""
-    index = _index(rendered["prod"])
+    index = by_kind_and_name(rendered["prod"])
     deployment = index[("Deployment", SERVICE)]
     assert scaled_object["metadata"]["namespace"] == deployment["metadata"]["namespace"]
     assert scaled_object["spec"]["scaleTargetRef"] == {

@@ -16,6 +16,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from .conftest import by_kind_and_name
+
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy/k8s"
 TARGETS = {
@@ -56,10 +58,6 @@ def _key(resource: dict[str, Any]) -> tuple[str, str, str]:
 @pytest.fixture(scope="module")
 def rendered(helpers: Any) -> dict[str, list[dict[str, Any]]]:
     return {name: helpers.kustomize_build(path) for name, path in TARGETS.items()}
-
-
-def _index(resources: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(r["kind"], r["metadata"]["name"]): r for r in resources}
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -109,7 +107,7 @@ def test_manifests_validate(
 def test_validator_rejects_a_broken_manifest(rendered: dict[str, list[dict[str, Any]]]) -> None:
     import copy
 
-    deployment = copy.deepcopy(_index(rendered["base"])[("Deployment", "batcher")])
+    deployment = copy.deepcopy(by_kind_and_name(rendered["base"])[("Deployment", "batcher")])
     deployment["spec"]["template"]["spec"]["terminationGracePeriod"] = 30
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[-1], strict=True)
@@ -142,7 +140,7 @@ def test_overlay_patches_target_base_resources(helpers: Any) -> None:
 def test_app_deployments(
     target: str, deployment: str, rendered: dict[str, list[dict[str, Any]]], helpers: Any
 ) -> None:
-    index = _index(rendered[target])
+    index = by_kind_and_name(rendered[target])
     service_name, command, port = APPS[deployment]
     resource = index[("Deployment", deployment)]
     pod = resource["spec"]["template"]
@@ -225,7 +223,7 @@ def test_database_deployments_wait_for_the_schema(
     """Before its code runs, each such pod has the schema at this image's head revision:
     the API applies it (``db upgrade``, serialised by an advisory lock), every other one
     waits for it (``db wait``), so no record meets a missing table."""
-    index = _index(rendered[target])
+    index = by_kind_and_name(rendered[target])
     for deployment in sorted(DATABASE_DEPLOYMENTS):
         spec = index[("Deployment", deployment)]["spec"]["template"]["spec"]
         (main,) = spec["containers"]
@@ -247,7 +245,7 @@ def test_database_deployments_wait_for_the_schema(
 def test_api_autoscaling_and_disruption_budget(
     target: str, rendered: dict[str, list[dict[str, Any]]]
 ) -> None:
-    index = _index(rendered[target])
+    index = by_kind_and_name(rendered[target])
     labels = index[("Deployment", "api")]["spec"]["template"]["metadata"]["labels"]
     hpa = index[("HorizontalPodAutoscaler", "api")]
     assert hpa["spec"]["scaleTargetRef"] == {
@@ -268,9 +266,9 @@ def test_migration_job(target: str, rendered: dict[str, list[dict[str, Any]]]) -
     assert container["command"] == ["switchyard", "db", "upgrade"]
     assert "/switchyard/api:" in "/" + container["image"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
-    api_image = _index(rendered[target])[("Deployment", "api")]["spec"]["template"]["spec"][
-        "containers"
-    ][0]["image"]
+    api_image = by_kind_and_name(rendered[target])[("Deployment", "api")]["spec"]["template"][
+        "spec"
+    ]["containers"][0]["image"]
     assert container["image"] == api_image, "migrations come from the API's image"
 
 
@@ -286,7 +284,7 @@ def test_configuration_loads_into_settings(
 ) -> None:
     """ConfigMap + Secret + the container's env: every name is a setting (Settings ignores
     unknown ones), the values validate, and what the service writes is on a volume."""
-    index = _index(rendered[target])
+    index = by_kind_and_name(rendered[target])
     spec = index[("Deployment", deployment)]["spec"]["template"]["spec"]
     container = spec["containers"][0]
     env = helpers.container_env(rendered[target], deployment)
@@ -328,7 +326,7 @@ def test_dev_overlay_runs_its_own_infrastructure(
     rendered: dict[str, list[dict[str, Any]]], helpers: Any
 ) -> None:
     resources = rendered["dev"]
-    index = _index(resources)
+    index = by_kind_and_name(resources)
     env = helpers.container_env(resources, "api")
     for name, image in (
         ("kafka", "apache/kafka:"),
@@ -383,7 +381,7 @@ def test_overlays_namespace_everything(
 
 
 def test_prod_overlay_pins_images_and_scales(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    index = _index(rendered["prod"])
+    index = by_kind_and_name(rendered["prod"])
     scaled = {
         r["spec"]["scaleTargetRef"]["name"]: r["spec"]
         for r in rendered["prod"]
@@ -467,7 +465,7 @@ def test_grpc_api_serves_its_port(target: str, rendered: dict[str, list[dict[str
     """`switchyard-api grpc` listens on its default port; the pod and Service expose it."""
     from switchyard_api.grpc import DEFAULT_PORT
 
-    index = _index(rendered[target])
+    index = by_kind_and_name(rendered[target])
     pod = index[("Deployment", "api-grpc")]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert "--port" not in container.get("args", []), "the default port, as exposed here"
@@ -524,7 +522,7 @@ def test_network_policies_deny_by_default_and_allow_what_each_pod_needs(
     ]
     assert deny, "no default-deny policy"
     for deployment in APPS:
-        pod = _index(rendered[target])[("Deployment", deployment)]["spec"]["template"]
+        pod = by_kind_and_name(rendered[target])[("Deployment", deployment)]["spec"]["template"]
         labels = pod["metadata"]["labels"]
         ingress = _allowed_ports(policies, labels, "ingress")
         for container in pod["spec"]["containers"]:
@@ -562,7 +560,7 @@ def test_every_deployment_has_a_disruption_budget(
     """Node drains evict one replica of a Deployment at a time."""
     budgets = [r["spec"] for r in rendered[target] if r["kind"] == "PodDisruptionBudget"]
     for deployment in APPS:
-        labels = _index(rendered[target])[("Deployment", deployment)]["spec"]["template"][
+        labels = by_kind_and_name(rendered[target])[("Deployment", deployment)]["spec"]["template"][
             "metadata"
         ]["labels"]
         covering = [b for b in budgets if b["selector"]["matchLabels"].items() <= labels.items()]
