@@ -149,7 +149,11 @@ def still_running(procs: set[Proc]) -> list[str]:
     for pid, start in procs:
         fields = _stat(pid)
         if fields and fields[21] == start and fields[2] != "Z":
-            alive.append(f"{pid} {Path(f'/proc/{pid}/cmdline').read_bytes()[:120]!r}")
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()[:120]
+            except OSError:  # it exited between the two reads: gone, as wanted
+                continue
+            alive.append(f"{pid} {command!r}")
     return alive
 
 
