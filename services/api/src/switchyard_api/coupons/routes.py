@@ -57,11 +57,18 @@ def _no_coupon(name: str) -> Problem:
 def _refusal(outcome: Outcome, user_id: str, name: str) -> Problem:
     if outcome is Outcome.ALREADY_CLAIMED:
         return Problem(
-            409, f"User {user_id!r} has already claimed {name!r}.", slug="already-claimed"
+            409,
+            f"User {user_id!r} has already claimed {name!r}.",
+            slug="already-claimed",
+            routine=True,
         )
     if outcome is Outcome.SOLD_OUT:
         return Problem(
-            400, f"Coupon {name!r} has no stock left.", title="Sold Out", slug="sold-out"
+            400,
+            f"Coupon {name!r} has no stock left.",
+            title="Sold Out",
+            slug="sold-out",
+            routine=True,
         )
     return _no_coupon(name)
 

@@ -151,16 +151,22 @@ def endpoint(
 
         @wraps(view)
         def handle(**kwargs: Any) -> Response:
-            for name, checker in checkers.items():
-                try:
-                    kwargs[name] = checker.validate_python(kwargs[name])
-                except ValidationError:
-                    raise Problem(404, "No resource at this path.", slug="not-found") from None
-            if body is not None and body.parse:
-                kwargs["body"] = parse_body(body.model)
-            if query is not None:
-                kwargs["query"] = parse_query(query)
-            result = view(**kwargs)
+            try:
+                for name, checker in checkers.items():
+                    try:
+                        kwargs[name] = checker.validate_python(kwargs[name])
+                    except ValidationError:
+                        raise Problem(404, "No resource at this path.", slug="not-found") from None
+                if body is not None and body.parse:
+                    kwargs["body"] = parse_body(body.model)
+                if query is not None:
+                    kwargs["query"] = parse_query(query)
+                result = view(**kwargs)
+            except Problem as problem:
+                # Answered here rather than through Flask's exception handling, which
+                # looks the handler up by class on every raise: a refusal is an everyday
+                # answer (a sold-out coupon), and should cost no more than a success.
+                return problem.to_response()
             reply = result if isinstance(result, Reply) else Reply(result)
             return _render(reply, reply.status or success, responses, adapters)
 
@@ -187,6 +193,9 @@ def _render(
         payload = b""
     elif reply.raw:
         payload = reply.body
+    elif type(reply.body) is out.model:
+        # An instance of the declared model was validated when it was built.
+        payload = adapter.dump_json(reply.body)
     else:
         # Validating first makes a body that leaves its schema fail here, loudly.
         payload = adapter.dump_json(adapter.validate_python(reply.body))

@@ -14,6 +14,15 @@ from switchyard.logging import get_logger
 
 log = get_logger(__name__)
 PROBLEM_TYPE_BASE = "/problems/"
+PROBLEM_JSON = "application/problem+json"
+# HTTPStatus(status) is an enum lookup by value, slow enough to show in a refusal's profile.
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
+class ProblemResponse(Response):
+    """A problem document; ``routine`` tells the request log how loud to be."""
+
+    routine = False
 
 
 class Problem(Exception):
@@ -28,16 +37,19 @@ class Problem(Exception):
         slug: str | None = None,
         errors: Sequence[Mapping[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
+        routine: bool = False,
     ) -> None:
         super().__init__(detail)
+        # A business rule's everyday answer (sold out, already claimed): logged at debug.
+        self.routine = routine
         self.status = status
         self.detail = detail
-        self.title = title or HTTPStatus(status).phrase
+        self.title = title or _PHRASES.get(status) or HTTPStatus(status).phrase
         self.slug = slug
         self.errors = list(errors) if errors else None
         self.headers = dict(headers or {})
 
-    def to_response(self) -> Response:
+    def to_response(self) -> ProblemResponse:
         body: dict[str, Any] = {
             "type": f"{PROBLEM_TYPE_BASE}{self.slug}" if self.slug else "about:blank",
             "title": self.title,
@@ -46,12 +58,14 @@ class Problem(Exception):
         }
         if self.errors is not None:
             body["errors"] = self.errors
-        return Response(
+        response = ProblemResponse(
             orjson.dumps(body),
             status=self.status,
-            headers=self.headers,
-            mimetype="application/problem+json",
+            headers=self.headers or None,
+            content_type=PROBLEM_JSON,
         )
+        response.routine = self.routine
+        return response
 
 
 def invalid_fields(errors: Sequence[Mapping[str, str]], detail: str | None = None) -> Problem:

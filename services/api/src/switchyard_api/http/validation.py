@@ -15,9 +15,28 @@ from switchyard_api.http.problems import Problem, invalid_fields
 Model = TypeVar("Model", bound=BaseModel)
 
 
+def request_body() -> bytes:
+    """The whole request body, read once (not cached on the request).
+
+    A body whose Content-Length is within the limit is read straight from the server's
+    input stream: werkzeug's checked, wrapped stream costs a tenth of a small POST's
+    time. Anything else (chunked, no length, over the limit) goes through werkzeug,
+    which answers 413 or 400 as usual.
+    """
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    environ = current.environ
+    length = environ.get("CONTENT_LENGTH")
+    if length and length.isdigit() and "HTTP_TRANSFER_ENCODING" not in environ:
+        size = int(length)
+        limit = current.max_content_length
+        if limit is None or size <= limit:
+            return environ["wsgi.input"].read(size)  # type: ignore[no-any-return]
+    return current.get_data(cache=False)  # type: ignore[no-any-return]
+
+
 def read_json() -> Any:
     """The request body as JSON; whatever the Content-Type says, so plain `curl -d` works."""
-    raw = request.get_data(cache=True)
+    raw = request_body()
     if not raw.strip():
         raise Problem(
             400,

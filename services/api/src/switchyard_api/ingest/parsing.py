@@ -13,7 +13,7 @@ from flask import request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from switchyard_api.http.problems import Problem, invalid_fields
-from switchyard_api.http.validation import errors_from
+from switchyard_api.http.validation import errors_from, request_body
 
 Item = TypeVar("Item", bound=BaseModel)
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
@@ -32,7 +32,7 @@ class BodyParser(Generic[Item]):
         self._many = TypeAdapter(list[model])  # type: ignore[valid-type]
 
     def parse(self) -> list[Item]:
-        raw = request.get_data(cache=False)
+        raw = request_body()
         items = self._ndjson(raw) if request.mimetype in NDJSON_TYPES else self._json(raw)
         if not items:
             raise invalid_fields([{"field": "body", "message": "send at least one item"}])

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from prometheus_client import Counter
 
 from switchyard import metrics, tracing
 from switchyard.config import Settings
@@ -76,6 +77,8 @@ class Ingestor:
         )
         self.wait = ingest.admission_wait_seconds
         self.retry_after = str(ingest.retry_after_seconds)
+        # Labelled children looked up once: ``labels()`` takes a lock and builds a key.
+        self._accepted: dict[str, Counter] = {}
 
     def publish(
         self,
@@ -138,7 +141,10 @@ class Ingestor:
             ) from None
         finally:
             self.budget.release(len(records), size)
-        metrics.ingest_events_total.labels(kind).inc(len(records))
+        accepted = self._accepted.get(kind)
+        if accepted is None:
+            accepted = self._accepted[kind] = metrics.ingest_events_total.labels(kind)
+        accepted.inc(len(records))
 
 
 def received_now() -> str:

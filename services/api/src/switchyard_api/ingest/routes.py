@@ -38,6 +38,7 @@ from switchyard_api.services import ApiServices
 
 ingest = Blueprint("ingest", __name__)
 TAGS = ("ingest",)
+KINDS = ("logs", "health")
 
 
 class _Parts:
@@ -48,6 +49,8 @@ class _Parts:
         self.pings = BodyParser(HealthIn, limit)
         self.logs_topic = topic_name(settings, LOGS)
         self.health_topic = topic_name(settings, HEALTH)
+        # Looked up once: ``labels()`` takes a lock and builds a key on every call.
+        self.requests = {kind: metrics.ingest_requests_total.labels(kind) for kind in KINDS}
         self._services = services
 
     # Built on first use: a process that only reads never connects to Kafka, and back.
@@ -73,8 +76,8 @@ def _publish(
     data: Callable[[Any, str], dict[str, Any]],
 ) -> Reply:
     """Parse the body whole, publish every item (or none), answer 202 with the count."""
-    metrics.ingest_requests_total.labels(kind).inc()
     parts = _parts()
+    parts.requests[kind].inc()
     items = _parsed(parser, kind)
     received = received_now()
     parts.ingestor.publish(
