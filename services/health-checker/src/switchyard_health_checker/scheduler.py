@@ -18,7 +18,11 @@ Guarantees of :class:`Scheduler`:
   probe); a new target fires at its first slot from now (within one interval; not at
   once, so loading ten thousand targets is no stampede).
 - At most ``max_in_flight`` probes at once, ``max_per_host`` per host (host slot first,
-  so a slow host cannot hold global slots: :mod:`switchyard.fetch.limits`).
+  so a slow host cannot hold global slots, as in :mod:`switchyard.fetch.limits`); waiters
+  are served first come, first served, and taking or handing over a slot costs the same
+  however many probes wait (counters and FIFO queues, not ``asyncio.Semaphore``, whose
+  ``locked()`` walks every waiter on Python 3.11: a backlog on a loaded machine made
+  each probe dearer and the backlog longer).
 - Lag = start (slots held) - scheduled time, recorded for every probe.
 - Results reach ``sink`` one at a time per target, in order; a failing sink is logged
   and does not stop the schedule.
@@ -33,12 +37,12 @@ import asyncio
 import heapq
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from switchyard import metrics
-from switchyard.fetch.limits import ConcurrencyLimits
 from switchyard.logging import get_logger
 from switchyard_health_checker.targets import ProbeResult, Target
 
@@ -86,7 +90,10 @@ class Scheduler:
         self._probe = probe
         self._sink = sink
         self.limits = limits if limits is not None else Limits()
-        self._slots = ConcurrencyLimits(self.limits.max_in_flight, self.limits.max_per_host)
+        self._in_flight = 0  # global slots held
+        self._host_held: dict[str, int] = {}  # host slots held, hosts in use only
+        self._host_waiters: dict[str, deque[asyncio.Future[None]]] = {}
+        self._global_waiters: deque[asyncio.Future[None]] = deque()  # each holds a host slot
         self._lag_observer = lag_observer
         self._entries: dict[int, _Entry] = {}
         self._heap: list[tuple[float, int, int]] = []  # (due, target id, generation)
@@ -207,9 +214,10 @@ class Scheduler:
                     heapq.heappop(heap)  # removed or moved to another grid since
                     continue
                 if entry.task is None:
+                    # The task drops itself from _tasks as it ends: a done callback would
+                    # cost one more loop turn per probe.
                     task = loop.create_task(self._run(entry, entry.target, due))
                     self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
                     entry.task = task
                 else:
                     metrics.health_probes_skipped_total.inc()
@@ -220,8 +228,10 @@ class Scheduler:
             self._arm()
 
     async def _run(self, entry: _Entry, target: Target, scheduled: float) -> None:
+        host = target.endpoint.host
         try:
-            async with self._slots.slot(target.endpoint.host):
+            await self._acquire(host)
+            try:
                 lag = asyncio.get_running_loop().time() - scheduled
                 metrics.health_probe_lag_seconds.observe(lag)
                 if self._lag_observer is not None:
@@ -234,6 +244,9 @@ class Scheduler:
                     return
                 finally:
                     metrics.health_probes_in_flight.dec()
+            finally:
+                self._release_global()
+                self._release_host(host)
             self._kinds[target.endpoint.kind].observe(result.latency_ms / 1000)
             reason = "ok" if result.error is None else result.error.reason
             counter = self._counters.get(reason)
@@ -251,13 +264,74 @@ class Scheduler:
             except Exception:
                 log.exception("probe result sink failed", target_id=target.id)
         finally:
-            if entry.task is asyncio.current_task():
+            task = asyncio.current_task()
+            self._tasks.discard(task)
+            if entry.task is task:
                 entry.task, entry.delivering = None, False
+
+    # -- slots: a host slot first, then a global one ----------------------------------
+    async def _acquire(self, host: str) -> None:
+        """Hold one slot for ``host`` and one global slot, or raise (cancelled) with none."""
+        held = self._host_held.get(host, 0)
+        if held < self.limits.max_per_host and host not in self._host_waiters:
+            self._host_held[host] = held + 1
+        else:
+            waiter = self._wait_in(self._host_waiters.setdefault(host, deque()))
+            try:
+                await waiter  # a releaser hands its host slot over: the count stays
+            except asyncio.CancelledError:
+                if not waiter.cancelled():  # handed over, then cancelled: hand it back
+                    self._release_host(host)
+                raise
+        if self._in_flight < self.limits.max_in_flight and not self._global_waiters:
+            self._in_flight += 1
+            return
+        waiter = self._wait_in(self._global_waiters)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if not waiter.cancelled():
+                self._release_global()
+            self._release_host(host)
+            raise
+
+    def _wait_in(self, queue: deque[asyncio.Future[None]]) -> asyncio.Future[None]:
+        assert self._loop is not None
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        queue.append(waiter)
+        return waiter
+
+    def _release_host(self, host: str) -> None:
+        queue = self._host_waiters.get(host)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():  # cancelled ones are skipped
+                waiter.set_result(None)
+                if not queue:
+                    del self._host_waiters[host]
+                return
+        self._host_waiters.pop(host, None)
+        held = self._host_held[host] - 1
+        if held:
+            self._host_held[host] = held
+        else:
+            del self._host_held[host]
+
+    def _release_global(self) -> None:
+        queue = self._global_waiters
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._in_flight -= 1
 
     def _cancel_probe(self, entry: _Entry) -> None:
         # A result being delivered is let through: the sink may be mid-write.
         if entry.task is not None and not entry.delivering:
             entry.task.cancel()
+            # A task cancelled before its first step never runs its own clean-up.
+            entry.task.add_done_callback(self._tasks.discard)
             entry.task = None
 
     def _compact_if_stale(self) -> None:
