@@ -286,3 +286,30 @@ def test_probes_waiting_for_a_slot_can_be_removed_without_leaking_it(run: Any) -
             await until(lambda: probed[10] >= 3)
 
     run(scenario())
+
+
+def test_probes_that_wait_for_slots_never_start_within_half_an_interval(run: Any) -> None:
+    """Probes queue for seconds behind slow ones, then the queue drains at once: a probe
+    that waited must not run just before its target's next, on-time one (the guarantee
+    is about starts, not only firings)."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        starts: dict[int, list[float]] = {}
+        begin = loop.time()
+
+        async def slow_then_fast_probe(t: Target) -> ProbeResult:
+            starts.setdefault(t.id, []).append(loop.time())
+            await asyncio.sleep(0.3 if loop.time() - begin < 1.5 else 0.005)
+            return ProbeResult(t.id, datetime.now(UTC), 1.0, 200)
+
+        interval = 0.4
+        async with Scheduler(slow_then_fast_probe, Results(), Limits(2, 2)) as scheduler:
+            for i in range(20):  # 15 slots' worth of work per interval at first, 2 slots
+                scheduler.upsert(target(i, "http://one.test/", interval=interval))
+            await asyncio.sleep(3.5)
+        gaps = [b - a for s in starts.values() for a, b in itertools.pairwise(s)]
+        assert len(gaps) >= 40  # it went on probing after the queue drained
+        assert min(gaps) >= interval / 2, sorted(gaps)[:5]
+
+    run(scenario())
