@@ -30,6 +30,10 @@ Guarantees of :class:`Scheduler`:
 - Lag = start (slots held) - scheduled time, recorded for every probe.
 - Results reach ``sink`` one at a time per target, in order; a failing sink is logged
   and does not stop the schedule.
+- ``health_probes_total`` and ``health_probes_in_flight`` are at most
+  ``METRICS_FLUSH_SECONDS`` behind (counted in plain ints per probe, handed to
+  prometheus_client, whose every call takes a lock, twice a second and on close); the lag
+  and latency histograms are observed per probe.
 
 One heap and one timer handle, not one sleeping task per target: the loop's own timer
 heap stays at one entry, and a probe becomes a task only for the time it runs.
@@ -55,6 +59,7 @@ log = get_logger(__name__)
 ProbeFn = Callable[[Target], Awaitable[ProbeResult]]
 Sink = Callable[[Target, ProbeResult], Awaitable[None]]
 _GOLDEN = 0x9E3779B97F4A7C15
+METRICS_FLUSH_SECONDS = 0.5
 
 
 def phase_of(target_id: int) -> float:
@@ -116,13 +121,16 @@ class Scheduler:
         self._closed = False
         self._epoch = 0.0  # wall-clock time minus loop time
         self._tasks: set[asyncio.Task[None]] = set()  # cancelled ones too, until they end
-        self._counters: dict[str, Any] = {}
+        self._counters: dict[str, Any] = {}  # health_probes_total's child per reason
+        self._finished: dict[str, int] = {}  # probes finished per reason, not yet flushed
+        self._flusher: asyncio.TimerHandle | None = None
         self._kinds = {k: metrics.health_probe_latency_seconds.labels(k) for k in ("http", "tcp")}
 
     async def __aenter__(self) -> Scheduler:
         self._loop = asyncio.get_running_loop()
         self._epoch = time.time() - self._loop.time()
         self._arm()
+        self._flush_metrics()
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -133,6 +141,8 @@ class Scheduler:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
+        if self._flusher is not None:
+            self._flusher.cancel()
         self._timer, self._timer_at, self._heap = None, math.inf, []
         tasks = list(self._tasks)
         if tasks and grace_seconds > 0:
@@ -141,6 +151,7 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._entries.clear()
+        self._flush_metrics()
         metrics.health_targets_scheduled.set(0)
 
     # -- the set of targets ---------------------------------------------------------
@@ -256,25 +267,17 @@ class Scheduler:
                 metrics.health_probe_lag_seconds.observe(lag)
                 if self._lag_observer is not None:
                     self._lag_observer(target, lag)
-                metrics.health_probes_in_flight.inc()
                 try:
                     result = await self._probe(target)
                 except Exception:  # a probe is meant to return failures, not raise them
                     log.exception("probe raised", target_id=target.id)
                     return
-                finally:
-                    metrics.health_probes_in_flight.dec()
             finally:
                 self._release_global()
                 self._release_host(host)
             self._kinds[target.endpoint.kind].observe(result.latency_ms / 1000)
             reason = "ok" if result.error is None else result.error.reason
-            counter = self._counters.get(reason)
-            if counter is None:  # one per reason: REASONS is a closed set
-                counter = self._counters[reason] = metrics.health_probes_total.labels(
-                    result.status, reason
-                )
-            counter.inc()
+            self._finished[reason] = self._finished.get(reason, 0) + 1
             if self._entries.get(target.id) is not entry or entry.target is not target:
                 metrics.health_probe_results_dropped_total.inc()
                 return
@@ -288,6 +291,20 @@ class Scheduler:
             self._tasks.discard(task)
             if entry.task is task:
                 entry.task, entry.delivering = None, False
+
+    def _flush_metrics(self) -> None:
+        for reason, count in self._finished.items():
+            counter = self._counters.get(reason)
+            if counter is None:  # one per reason: REASONS is a closed set
+                status = "up" if reason == "ok" else "down"
+                counter = self._counters[reason] = metrics.health_probes_total.labels(
+                    status, reason
+                )
+            counter.inc(count)
+        self._finished.clear()
+        metrics.health_probes_in_flight.set(self._in_flight)
+        if not self._closed and self._loop is not None:
+            self._flusher = self._loop.call_later(METRICS_FLUSH_SECONDS, self._flush_metrics)
 
     # -- slots: a host slot first, then a global one ----------------------------------
     async def _acquire(self, host: str) -> None:
