@@ -11,6 +11,7 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -234,5 +235,81 @@ def test_a_probe_that_raises_is_logged_and_the_schedule_goes_on(run: Any) -> Non
             scheduler.upsert(target(1, "http://never.invalid/"))
             await until(lambda: calls[1] >= 3)
         assert results.by_target[1] == 0
+
+    run(scenario())
+
+
+def test_probes_waiting_for_a_slot_can_be_removed_without_leaking_it(run: Any) -> None:
+    """Caps hold with waiters queued at both levels, and removing targets whose probes
+    hold or wait for slots gives every slot back (a leak would cap the engine lower)."""
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        active: Counter[str] = Counter()
+        most: Counter[str] = Counter()
+        probed: Counter[int] = Counter()
+
+        async def held_probe(t: Target) -> ProbeResult:
+            host = t.endpoint.host
+            probed[t.id] += 1
+            active[host] += 1
+            active["*"] += 1
+            most[host] = max(most[host], active[host])
+            most["*"] = max(most["*"], active["*"])
+            try:
+                await gate.wait()
+            finally:
+                active[host] -= 1
+                active["*"] -= 1
+            return ProbeResult(t.id, datetime.now(UTC), 1.0, 200)
+
+        baseline = len(asyncio.all_tasks())
+        limits = Limits(max_in_flight=2, max_per_host=1)
+        async with Scheduler(held_probe, Results(), limits) as scheduler:
+            hosts = ["a.test"] * 4 + ["b.test"] * 2 + ["c.test"]
+            for i, host in enumerate(hosts):
+                scheduler.upsert(target(i, f"http://{host}/", interval=0.1))
+            await until(lambda: active["*"] == 2)
+            await asyncio.sleep(0.3)  # three intervals with waiters at both levels
+            assert most["*"] == 2 and max(most[h] for h in hosts) == 1
+            for i in range(7):  # in flight, waiting for a host, waiting for a global slot
+                scheduler.remove(i)
+            await until(lambda: active["*"] == 0)
+            assert len(asyncio.all_tasks()) == baseline  # no probe task left behind
+            # Every slot came back: two new hosts get both global slots, and host a
+            # (whose probe was cancelled holding its slot) is probed again.
+            for i, host in enumerate(["a.test", "d.test"], start=10):
+                scheduler.upsert(target(i, f"http://{host}/", interval=0.1))
+            await until(lambda: active["*"] == 2)
+            assert probed[10] >= 1 and probed[11] >= 1
+            gate.set()
+            await until(lambda: probed[10] >= 3)
+
+    run(scenario())
+
+
+def test_probes_that_wait_for_slots_never_start_within_half_an_interval(run: Any) -> None:
+    """Probes queue for seconds behind slow ones, then the queue drains at once: a probe
+    that waited must not run just before its target's next, on-time one (the guarantee
+    is about starts, not only firings)."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        starts: dict[int, list[float]] = {}
+        begin = loop.time()
+
+        async def slow_then_fast_probe(t: Target) -> ProbeResult:
+            starts.setdefault(t.id, []).append(loop.time())
+            await asyncio.sleep(0.3 if loop.time() - begin < 1.5 else 0.005)
+            return ProbeResult(t.id, datetime.now(UTC), 1.0, 200)
+
+        interval = 0.4
+        async with Scheduler(slow_then_fast_probe, Results(), Limits(2, 2)) as scheduler:
+            for i in range(20):  # 15 slots' worth of work per interval at first, 2 slots
+                scheduler.upsert(target(i, "http://one.test/", interval=interval))
+            await asyncio.sleep(3.5)
+        gaps = [b - a for s in starts.values() for a, b in itertools.pairwise(s)]
+        assert len(gaps) >= 40  # it went on probing after the queue drained
+        assert min(gaps) >= interval / 2, sorted(gaps)[:5]
 
     run(scenario())

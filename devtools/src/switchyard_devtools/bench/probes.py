@@ -14,9 +14,12 @@ a time (so each has the machine to itself), each against a server process of its
   connection limit, a random start offset so it is not a stampede), the least code
   doing the same probes.
 - a client runs one warm-up interval (the first firings spread over it), then
-  ``intervals`` measured ones; probes/s, "every target probed once per interval",
-  probe lag (start - scheduled) percentiles and the process's CPU seconds per probe
-  (``getrusage``: user + system) are over the measured window only.
+  ``intervals`` measured ones, then the same tail (a timeout) for both, so a probe due
+  in the window but started late still counts. Probes/s and the process's CPU seconds
+  per probe (``getrusage``: user + system) are over the probes started in the window;
+  "every target probed once per interval" and the lag (start - due) percentiles are
+  over the probes *due* in the window; the least gap between two starts of one target
+  (whole run) says whether any target was ever probed twice too close together.
 
 Run: ``python -m switchyard_devtools.bench.probes [--targets 2000,10000] [--interval 10]
 [--intervals 3]``, or ``switchyard bench probes`` once listed in ``BENCHMARKS``.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import resource
@@ -123,17 +127,37 @@ def _system_cpu() -> float:
 
 
 class _Window:
-    """What happened between the end of the warm-up interval and the end of the run."""
+    """What happened between the end of the warm-up interval and the end of the run.
+
+    A probe belongs to the interval it was *due* in, not the one it happened to start
+    in: on a loaded machine a probe due just before the window starts late inside it,
+    and counting by start time would show its target probed four times in three
+    intervals when it was probed once per slot. Whether two probes of one target really
+    came too close is answered by the gaps between their starts, over the whole run.
+    """
 
     def __init__(self, start: float, interval: float, intervals: int) -> None:
         self.start, self.end = start + interval, start + interval * (1 + intervals)
-        self.per_target: Counter[int] = Counter()
+        self.interval = interval
+        self.per_target: Counter[int] = Counter()  # probes due in the window
         self.outcomes: Counter[str] = Counter()
-        self.lags: list[float] = []
+        self.lags: list[float] = []  # of the probes due in the window
+        self.started_in_window = 0  # the work the window's CPU time paid for
+        self.last_start: dict[int, float] = {}
+        self.min_gap = math.inf  # between two starts of one target
+        self.close_pairs = 0  # two starts of one target less than half an interval apart
 
     def started(self, target_id: int, lag: float) -> bool:
-        """Count a probe starting now; whether it is in the window."""
-        if not self.start <= asyncio.get_running_loop().time() < self.end:
+        """Count a probe starting now, ``lag`` after its due time; whether it is counted."""
+        now = asyncio.get_running_loop().time()
+        last = self.last_start.get(target_id)
+        self.last_start[target_id] = now
+        if last is not None:
+            self.min_gap = min(self.min_gap, now - last)
+            self.close_pairs += now - last < self.interval / 2
+        if self.start <= now < self.end:
+            self.started_in_window += 1
+        if not self.start <= now - lag < self.end:
             return False
         self.per_target[target_id] += 1
         self.lags.append(lag)
@@ -189,6 +213,9 @@ async def _engine(
         async with Scheduler(probe, sink, limits, lag_observer=lag_observer) as scheduler:
             scheduler.sync(targets)
             figures = await window.measure()
+            # Keep firing for as long as the least code does, so a probe due in the window
+            # but started late is counted on both sides alike.
+            await asyncio.sleep(timeout)
             await scheduler.close(grace_seconds=timeout)  # the outcomes of the last ones
     return figures, window
 
@@ -248,7 +275,10 @@ async def _client(kind: str, urls: list[str], interval: float, intervals: int) -
 
     counts = Counter(window.per_target[i] for i in range(len(urls)))
     return figures | {
-        "probes": len(lags),
+        "probes": window.started_in_window,
+        "probes_due": len(lags),
+        "min_gap_seconds": window.min_gap if window.min_gap < math.inf else None,
+        "close_pairs": window.close_pairs,
         "lag_ms": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99), "max": pct(1.0)},
         "probes_per_target": {str(k): v for k, v in sorted(counts.items())},
         "outcomes": dict(window.outcomes.most_common()),
@@ -308,14 +338,17 @@ def markdown(rows: list[dict[str, Any]], interval: float, intervals: int) -> str
         f"One client process probing N local targets every {interval:g} s (80 % fast, 10 % "
         f"answering after {SLOW_SECONDS:g} s, 5 % refusing, 5 % TCP), measured over "
         f"{intervals} intervals after a warm-up one. Lag = probe start - scheduled time. "
-        "CPU = the client process's user + system time (getrusage) / probes; cores = CPU "
-        "time / wall time. `least-code`: one asyncio task per target, "
+        "A probe counts in the interval it was due in (a late one is not a double probe); "
+        "the gap is the least time between two starts of one target. CPU = the client "
+        "process's user + system time (getrusage) / probes started in the window; cores = "
+        "CPU time / wall time. `least-code`: one asyncio task per target, "
         "`sleep; session.get; read`. Machine load: the 1-minute load average before and "
         f"after the window, on {os.cpu_count()} cores.",
         "",
-        "| targets | client | probes/s | targets probed once per interval | "
+        "| targets | client | probes/s | targets probed once per interval (by due time) | "
+        "least gap between a target's probes (s) | "
         "lag p50 / p95 / p99 / max (ms) | CPU per probe (µs) | cores | machine load |",
-        "|---:|---|---:|---|---|---:|---:|---|",
+        "|---:|---|---:|---|---:|---|---:|---:|---|",
     ]
     for row in rows:
         per_target = row["probes_per_target"]
@@ -325,6 +358,7 @@ def markdown(rows: list[dict[str, Any]], interval: float, intervals: int) -> str
         lines.append(
             f"| {row['targets']:,} | {row['client']} | {row['probes'] / row['wall_seconds']:,.0f} "
             f"| {exact:,}/{row['targets']:,}{f' ({other})' if other else ''} "
+            f"| {_gap(row, interval)} "
             f"| {lag['p50']:.1f} / {lag['p95']:.1f} / {lag['p99']:.1f} / {lag['max']:.1f} "
             f"| {row['cpu_seconds'] / max(row['probes'], 1) * 1e6:,.0f} "
             f"| {row['cpu_seconds'] / row['wall_seconds']:.2f} "
@@ -336,6 +370,14 @@ def markdown(rows: list[dict[str, Any]], interval: float, intervals: int) -> str
         for r in rows
     ]
     return "\n".join(lines)
+
+
+def _gap(row: dict[str, Any], interval: float) -> str:
+    gap = row.get("min_gap_seconds")
+    if gap is None:
+        return "-"
+    close = row.get("close_pairs", 0)
+    return f"{gap:.2f}" + (f" ({close:,} under {interval / 2:g} s)" if close else "")
 
 
 def run(workdir: Path) -> str:
