@@ -25,10 +25,10 @@ def test_registered_after_ingest() -> None:
     assert BENCHMARKS.index("batcher") == BENCHMARKS.index("ingest") + 1
 
 
-def test_sweep_holds_each_size_at_the_default_wait_and_the_default_size_at_the_former() -> None:
+def test_sweep_holds_each_size_at_the_default_wait_and_the_default_size_batched_naturally() -> None:
     sizes = [size for size, wait in batcher.SWEEP if wait == batcher.DEFAULT_WAIT]
     assert sizes == sorted({100, 500, 2_000, batcher.DEFAULT_SIZE})
-    assert (batcher.DEFAULT_SIZE, 0.2) in batcher.SWEEP
+    assert (batcher.DEFAULT_SIZE, batcher.NATURAL_WAIT) in batcher.SWEEP
     assert len(batcher.SWEEP) == len(set(batcher.SWEEP))
 
 
@@ -36,13 +36,13 @@ def test_sweep_table_names_the_default_row_by_size_and_wait() -> None:
     def point(size: int, wait: float, p99: float) -> batcher.SweepPoint:
         return batcher.SweepPoint(size, wait, 30_000, 10_000, 100, 200, p99, 400, 0)
 
-    points = [point(batcher.DEFAULT_SIZE, batcher.DEFAULT_WAIT, 321), point(123, 0.2, 654)]
+    points = [point(batcher.DEFAULT_SIZE, batcher.DEFAULT_WAIT, 321), point(123, 0.02, 654)]
     table = batcher._sweep_table(points, 10_000)
     rows = [line for line in table if line.startswith("| ") and line[2].isdigit()]
     wait_ms = f"{batcher.DEFAULT_WAIT * 1000:g} ms"
     assert rows[0].startswith(f"| {batcher.DEFAULT_SIZE:,} | {wait_ms} (default) |")
     assert "| 321 |" in rows[0]
-    assert rows[1].startswith("| 123 | 200 ms |")
+    assert rows[1].startswith("| 123 | 20 ms |")
     assert "(default)" not in rows[1]
     assert "| 654 |" in rows[1]
 

@@ -161,12 +161,7 @@ class TopicBatchSettings(BaseModel):
     # 500: the batch-size sweep (README "Batcher") met end-to-end p99 <= 500 ms at half
     # the peak with it in both runs, and 2,000 in neither, at no throughput cost there.
     max_size: int = Field(default=500, ge=1, le=100_000)
-    # How long a batch lingers after its first record for more; what is already fetched
-    # is taken at once regardless. Natural batching: under a backlog librdkafka's prefetch
-    # queue still fills whole batches (throughput kept), under light load a record is
-    # written without waiting for others. 20 ms, one fetch wait of the batcher's
-    # consumers (``fetch.wait.max.ms``): 0.2 s held each record up to 0.2 s for nothing.
-    max_wait_seconds: float = Field(default=0.02, gt=0, le=60)
+    max_wait_seconds: float = Field(default=0.2, gt=0, le=60)
     # Consumer threads (group members) for the topic; each writes its own batches.
     workers: int = Field(default=3, ge=1, le=64)
 
