@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import orjson
 import pytest
@@ -22,6 +23,38 @@ from switchyard_devtools.bench import BENCHMARKS, batcher, batcher_minimum
 def test_registered_after_ingest() -> None:
     assert batcher.NAME == "batcher"
     assert BENCHMARKS.index("batcher") == BENCHMARKS.index("ingest") + 1
+
+
+def test_sweep_holds_each_size_at_the_default_wait_and_the_default_size_batched_naturally() -> None:
+    sizes = [size for size, wait in batcher.SWEEP if wait == batcher.DEFAULT_WAIT]
+    assert sizes == sorted({100, 500, 2_000, batcher.DEFAULT_SIZE})
+    assert (batcher.DEFAULT_SIZE, batcher.NATURAL_WAIT) in batcher.SWEEP
+    assert len(batcher.SWEEP) == len(set(batcher.SWEEP))
+
+
+def test_sweep_table_names_the_default_row_by_size_and_wait() -> None:
+    def point(size: int, wait: float, p99: float) -> batcher.SweepPoint:
+        return batcher.SweepPoint(size, wait, 30_000, 10_000, 100, 200, p99, 400, 0)
+
+    points = [point(batcher.DEFAULT_SIZE, batcher.DEFAULT_WAIT, 321), point(123, 0.02, 654)]
+    table = batcher._sweep_table(points, 10_000)
+    rows = [line for line in table if line.startswith("| ") and line[2].isdigit()]
+    wait_ms = f"{batcher.DEFAULT_WAIT * 1000:g} ms"
+    assert rows[0].startswith(f"| {batcher.DEFAULT_SIZE:,} | {wait_ms} (default) |")
+    assert "| 321 |" in rows[0]
+    assert rows[1].startswith("| 123 | 20 ms |")
+    assert "(default)" not in rows[1]
+    assert "| 654 |" in rows[1]
+
+
+def test_sweep_picture_draws_the_sizes_and_the_other_wait(tmp_path: Path) -> None:
+    points = [
+        batcher.SweepPoint(size, wait, 30_000, 10_000, 100, 200, 300, 400, 0)
+        for size, wait in batcher.SWEEP
+    ]
+    picture = tmp_path / "sweep.png"
+    batcher._plot(points, 10_000, picture)
+    assert picture.read_bytes().startswith(b"\x89PNG")
 
 
 def _event(message: str) -> CloudEvent:

@@ -8,7 +8,8 @@ load moves absolute figures:
    process, twice each, taking turns; rows/s counted by PostgreSQL (``stored_at``);
 2. a batch-size sweep: per size, a backlog drained (throughput) and end-to-end latency at
    one paced rate, half of the batcher's peak (the default size's row is the target's);
-   a table and ``bench/batcher-sweep.png``;
+   plus the default size with natural batching (20 ms max wait); a table and
+   ``bench/batcher-sweep.png``;
 3. pytest-benchmark micro-benchmarks of the batcher's per-record work.
 
 End to end is accepted at the API (``received_at``) -> row readable, seen by a reader
@@ -44,7 +45,15 @@ NAME = "batcher"
 EVENTS = int(os.environ.get("BENCH_BATCHER_EVENTS", "200000"))
 SWEEP_EVENTS = EVENTS // 2
 DEFAULT_SIZE = TopicBatchSettings().max_size
-SWEEP = sorted({100, 500, 2_000, DEFAULT_SIZE})
+DEFAULT_WAIT = TopicBatchSettings().max_wait_seconds
+# (batch size, max wait): the sizes at the default wait, and the default size with natural
+# batching (a 20 ms linger: what is fetched is written at once), run next to each other so
+# the two compare under the same load; in ten such pairs neither was ahead (README).
+NATURAL_WAIT = 0.02
+SWEEP = sorted(
+    {(size, DEFAULT_WAIT) for size in (100, 500, 2_000, DEFAULT_SIZE)}
+    | {(DEFAULT_SIZE, NATURAL_WAIT)}
+)
 PACED_SECONDS = 12.0
 STALL_SECONDS = 15.0
 SERVICES = [f"bench-{n}" for n in range(24)]
@@ -202,6 +211,7 @@ def _load() -> str:
 @dataclass(frozen=True)
 class SweepPoint:
     size: int
+    max_wait: float  # seconds
     drained: float  # rows/s draining a backlog
     offered: float  # events/s the API accepted during the paced run
     p50: float
@@ -212,14 +222,21 @@ class SweepPoint:
 
 
 def _sweep_point(
-    settings: Settings, workdir: Path, size: int, rate: float, profile: Path | None
+    settings: Settings,
+    workdir: Path,
+    point: tuple[int, float],
+    rate: float,
+    profile: Path | None,
 ) -> SweepPoint:
-    own = isolated_settings(settings, f"sweep{size}")
+    size, wait = point
+    name = f"sweep{size}-{wait * 1000:.0f}ms"
+    own = isolated_settings(settings, name)
     engine = sa.create_engine(own.sqlalchemy_url, poolclass=sa.pool.NullPool)
+    batching = {"BATCHER__LOGS__MAX_SIZE": str(size), "BATCHER__LOGS__MAX_WAIT_SECONDS": str(wait)}
     try:
         with (
-            api_server(own, workdir, log_name=f"api-sweep{size}") as url,
-            _batcher(own, workdir, BATCHER__LOGS__MAX_SIZE=str(size)) as pid,
+            api_server(own, workdir, log_name=f"api-{name}") as url,
+            _batcher(own, workdir, **batching) as pid,
         ):
             _post(url, SWEEP_EVENTS)
             _wait_rows(engine, "logs", SWEEP_EVENTS)
@@ -234,7 +251,15 @@ def _sweep_point(
         p50, p95, p99 = markers.percentiles_ms()
         bulk = paced.events_accepted - len(markers.latencies())
         return SweepPoint(
-            size, drained, bulk / paced.elapsed, p50, p95, p99, len(markers.latencies()), unseen
+            size,
+            wait,
+            drained,
+            bulk / paced.elapsed,
+            p50,
+            p95,
+            p99,
+            len(markers.latencies()),
+            unseen,
         )
     finally:
         engine.dispose()
@@ -270,23 +295,28 @@ def _profiled(pid: int, svg: Path | None) -> Iterator[None]:
         spy.wait(timeout=60)
 
 
+def _is_default(point: SweepPoint) -> bool:
+    return (point.size, point.max_wait) == (DEFAULT_SIZE, DEFAULT_WAIT)
+
+
 def _sweep_table(points: list[SweepPoint], rate: float) -> list[str]:
     rows = [
-        f"| {p.size:,}{' (default)' if p.size == DEFAULT_SIZE else ''} | {p.drained:,.0f} | "
-        f"{p.offered:,.0f} | {p.p50:.0f} | {p.p95:.0f} | {p.p99:.0f} | {p.markers} | "
-        f"{p.unseen} |"
+        f"| {p.size:,} | {p.max_wait * 1000:g} ms{' (default)' if _is_default(p) else ''} | "
+        f"{p.drained:,.0f} | {p.offered:,.0f} | {p.p50:.0f} | {p.p95:.0f} | {p.p99:.0f} | "
+        f"{p.markers} | {p.unseen} |"
         for p in points
     ]
     return [
-        f"Batch-size sweep (`BATCHER__LOGS__MAX_SIZE`; max wait "
-        f"{TopicBatchSettings().max_wait_seconds:g} s): a backlog of {SWEEP_EVENTS:,} events "
-        f"drained, then {PACED_SECONDS:g} s of load paced at {rate:,.0f} events/s (half the "
-        "peak above) with end to end measured on marker events (accepted at the API -> row "
-        "readable, polled every 20 ms). Picture: [batcher-sweep.png](batcher-sweep.png).",
+        "Batch-size sweep (`BATCHER__LOGS__MAX_SIZE`, `BATCHER__LOGS__MAX_WAIT_SECONDS`: "
+        "how long a batch may linger after its first record for more; the fetched records "
+        f"are taken at once either way): a backlog of {SWEEP_EVENTS:,} events drained, then "
+        f"{PACED_SECONDS:g} s of load paced at {rate:,.0f} events/s (half the peak above) "
+        "with end to end measured on marker events (accepted at the API -> row readable, "
+        "polled every 20 ms). Picture: [batcher-sweep.png](batcher-sweep.png).",
         "",
-        "| batch size | drain rows/s | paced events/s | e2e p50 ms | p95 ms | p99 ms | markers "
-        "| never seen |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| batch size | max wait | drain rows/s | paced events/s | e2e p50 ms | p95 ms | p99 ms "
+        "| markers | never seen |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *rows,
         "",
     ]
@@ -298,17 +328,25 @@ def _plot(points: list[SweepPoint], rate: float, picture: Path) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
+    others = [p for p in points if p.max_wait != DEFAULT_WAIT]
+    points = [p for p in points if p.max_wait == DEFAULT_WAIT]
     sizes = [p.size for p in points]
     figure, (throughput, latency) = plt.subplots(1, 2, figsize=(10, 4.2))
-    throughput.plot(sizes, [p.drained for p in points], "o-")
+    throughput.plot(sizes, [p.drained for p in points], "o-", label="rows/s")
     throughput.set_ylabel("rows/s draining a backlog")
-    throughput.set_ylim(bottom=0)
     for label, values, style in (
         ("p50", [p.p50 for p in points], "o-"),
         ("p95", [p.p95 for p in points], "^-"),
         ("p99", [p.p99 for p in points], "s--"),
     ):
         latency.plot(sizes, values, style, label=label)
+    for other in others:  # the same size at another max wait: hollow, beside the line
+        wait = f"max wait {other.max_wait * 1000:g} ms"
+        latency.plot([other.size], [other.p99], "s", fillstyle="none", label=f"p99, {wait}")
+        throughput.plot([other.size], [other.drained], "o", fillstyle="none", label=wait)
+    if others:
+        throughput.legend()
+    throughput.set_ylim(bottom=0)  # after every point: a fixed limit stops autoscaling
     latency.axhline(500, color="grey", linewidth=0.8, linestyle=":", label="p99 target")
     latency.set_ylabel(f"accepted -> readable at {rate:,.0f} events/s (ms)")
     latency.set_ylim(bottom=0)
@@ -317,7 +355,10 @@ def _plot(points: list[SweepPoint], rate: float, picture: Path) -> None:
         axis.set_xscale("log")
         axis.set_xticks(sizes, [f"{size:,}" for size in sizes])
         axis.set_xlabel("batch size (BATCHER__LOGS__MAX_SIZE)")
-    figure.suptitle("Batcher: batch size vs throughput and end-to-end latency")
+    figure.suptitle(
+        "Batcher: batch size vs throughput and end-to-end latency "
+        f"(max wait {DEFAULT_WAIT * 1000:g} ms)"
+    )
     figure.tight_layout()
     picture.parent.mkdir(parents=True, exist_ok=True)
     partial = picture.with_suffix(".tmp.png")
@@ -370,19 +411,20 @@ def run(workdir: Path) -> str:
             _sweep_point(
                 settings,
                 workdir,
-                size,
+                point,
                 rate,
-                Path(profile) if profile and size == DEFAULT_SIZE else None,
+                Path(profile) if profile and point == (DEFAULT_SIZE, DEFAULT_WAIT) else None,
             )
-            for size in SWEEP
+            for point in SWEEP
         ]
-    default = next(p for p in points if p.size == DEFAULT_SIZE)
+    default = next(p for p in points if _is_default(p))
     lines += [
         *table,
         "",
         *_sweep_table(points, rate),
         f"End to end at half the peak ({rate:,.0f} events/s; the batcher's peak "
-        f"{peak:,.0f} rows/s, the API's {api_rate:,.0f} events/s), default batch size: "
+        f"{peak:,.0f} rows/s, the API's {api_rate:,.0f} events/s), default batch size "
+        f"and max wait: "
         f"p50 {default.p50:.0f} ms, p95 {default.p95:.0f} ms, **p99 {default.p99:.0f} ms** "
         f"(target ≤ 500 ms). Load at the end: {_load()}.",
         "",
