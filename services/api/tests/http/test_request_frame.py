@@ -118,3 +118,14 @@ def test_bodies_over_the_limit_or_chunked_still_go_through_werkzeug(app: Flask) 
         content_type="application/json",
     )
     assert streamed.status_code == 200 and streamed.get_json() == {"text": "streamed"}
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_cut_json(app: Flask) -> None:
+    oversized = app.test_client().post(
+        "/echo",
+        input_stream=io.BytesIO(b'{"text": "' + b"x" * 100 + b'"}'),
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+        content_type="application/json",
+    )
+    assert oversized.status_code == 413
